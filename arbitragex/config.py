@@ -1,0 +1,156 @@
+"""The registry of typed runtime settings that operators edit in the admin (``SystemConfig``).
+
+Each key has a type, a default, bounds and a description. A value is validated against its key
+before it is stored, so a bad value is refused with a message that says what is allowed. Reads go
+through the cache (``system:config``), which is dropped whenever a value is saved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from arbitragex.errors import ApplicationError, ErrorCode
+from arbitragex.money import InvalidAmount, to_decimal
+
+CACHE_KEY = "system:config"
+CACHE_TTL = 300
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigKey:
+    name: str
+    kind: str  # "bool" | "int" | "decimal" | "choice" | "str"
+    default: Any
+    description: str
+    minimum: Decimal | int | None = None
+    maximum: Decimal | int | None = None
+    choices: tuple[str, ...] = ()
+
+    def parse(self, raw: object) -> Any:
+        """Turn a raw value (JSON value or form text) into the typed value, or raise ApplicationError."""
+        try:
+            value = _PARSERS[self.kind](self, raw)
+        except (ValueError, TypeError, InvalidAmount) as exc:
+            raise self._invalid(str(exc)) from None
+        if self.minimum is not None and value < self.minimum:
+            raise self._invalid(f"must be at least {self.minimum}")
+        if self.maximum is not None and value > self.maximum:
+            raise self._invalid(f"must be at most {self.maximum}")
+        return value
+
+    def to_json(self, value: Any) -> Any:
+        """Store decimals as strings so no float ever enters the JSON column."""
+        return str(value) if self.kind == "decimal" else value
+
+    def _invalid(self, why: str) -> ApplicationError:
+        return ApplicationError(
+            ErrorCode.INVALID_CONFIG,
+            f"{self.name}: {why}",
+            {"key": self.name, "kind": self.kind, "allowed": self.allowed()},
+        )
+
+    def allowed(self) -> str:
+        if self.kind == "choice":
+            return " | ".join(self.choices)
+        bounds = []
+        if self.minimum is not None:
+            bounds.append(f">= {self.minimum}")
+        if self.maximum is not None:
+            bounds.append(f"<= {self.maximum}")
+        return f"{self.kind} {' and '.join(bounds)}".strip()
+
+
+def _parse_bool(key: ConfigKey, raw: object) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str) and raw.strip().lower() in {"true", "1", "yes", "on"}:
+        return True
+    if isinstance(raw, str) and raw.strip().lower() in {"false", "0", "no", "off"}:
+        return False
+    raise ValueError("must be true or false")
+
+
+def _parse_int(key: ConfigKey, raw: object) -> int:
+    if isinstance(raw, bool):
+        raise ValueError("must be a whole number")
+    if isinstance(raw, int):
+        return raw
+    if isinstance(raw, str) and raw.strip().lstrip("-").isdigit():
+        return int(raw.strip())
+    raise ValueError("must be a whole number")
+
+
+def _parse_decimal(key: ConfigKey, raw: object) -> Decimal:
+    return to_decimal(raw, field=key.name)
+
+
+def _parse_choice(key: ConfigKey, raw: object) -> str:
+    if isinstance(raw, str) and raw in key.choices:
+        return raw
+    raise ValueError(f"must be one of {', '.join(key.choices)}")
+
+
+def _parse_str(key: ConfigKey, raw: object) -> str:
+    if not isinstance(raw, str) or len(raw) > 500:
+        raise ValueError("must be text of at most 500 characters")
+    return raw
+
+
+_PARSERS: dict[str, Callable[[ConfigKey, object], Any]] = {
+    "bool": _parse_bool,
+    "int": _parse_int,
+    "decimal": _parse_decimal,
+    "choice": _parse_choice,
+    "str": _parse_str,
+}
+
+D = Decimal
+
+REGISTRY: dict[str, ConfigKey] = {
+    key.name: key
+    for key in [
+        ConfigKey("trading_enabled", "bool", True, "Kill switch: no new execution while false."),
+        ConfigKey("auto_execute", "bool", True, "Create executions automatically from detected opportunities."),
+        ConfigKey("min_profit_rate", "decimal", D("0.0005"), "Minimum net profit rate after both taker fees.",
+                  D("-0.01"), D("1")),
+        ConfigKey("max_notional", "decimal", D("1000"), "Maximum notional per trade, in the quote asset.",
+                  D("0"), D("100000000")),
+        ConfigKey("max_open_executions", "int", 3, "Maximum executions not yet terminal.", 0, 10000),
+        ConfigKey("max_quote_age_ms", "int", 1500, "Quotes older than this are ignored.", 50, 600000),
+        ConfigKey("price_band_bps", "int", 50, "Sanity band around the latest quotes for order prices.", 1, 10000),
+        ConfigKey("debounce_change_bps", "int", 2,
+                  "A persisting spread fires again only when its net rate moves by this much.", 0, 10000),
+        ConfigKey("debounce_refire_ms", "int", 5000, "A persisting spread may fire again after this long.",
+                  0, 3600000),
+        ConfigKey("leg_timeout_s", "int", 10, "A leg still open after this long counts as failed.", 1, 3600),
+        ConfigKey("leg_failure_policy", "choice", "unwind", "What to do when one leg fills and the other fails.",
+                  choices=("unwind", "retry", "alert")),
+        ConfigKey("retry_price_band_bps", "int", 20, "How far the retry leg may re-price.", 0, 10000),
+        ConfigKey("retry_max_attempts", "int", 2, "Retry attempts for a missing leg.", 0, 10),
+        ConfigKey("breaker_max_consecutive_losses", "int", 5, "Trip the breaker after this many losses in a row.",
+                  1, 1000),
+        ConfigKey("breaker_max_daily_loss", "decimal", D("100"), "Trip the breaker when the day's loss reaches this.",
+                  D("0"), D("100000000")),
+        ConfigKey("breaker_max_drawdown_rate", "decimal", D("0.05"), "Trip on this drawdown from peak equity.",
+                  D("0"), D("1")),
+        ConfigKey("breaker_cooldown_s", "int", 900, "How long a tripped breaker stays open.", 0, 604800),
+        ConfigKey("reconcile_drift_threshold", "decimal", D("0.00000001"),
+                  "Balance drift (in the asset) above which reconciliation trips the breaker.", D("0"), D("1000000")),
+        ConfigKey("opportunity_expiry_s", "int", 60, "Detected opportunities older than this are expired.", 1, 86400),
+        ConfigKey("paper_fill_latency_ms", "int", 0, "Simulated venue latency of the paper gateway.", 0, 60000),
+    ]
+}  # fmt: skip
+
+
+def get_key(name: str) -> ConfigKey:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise ApplicationError(ErrorCode.UNKNOWN_CONFIG_KEY, f"unknown configuration key: {name}") from None
+
+
+def defaults() -> dict[str, Any]:
+    return {name: key.default for name, key in REGISTRY.items()}

@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from arbitragex.views import healthz
+
+api_v1 = [
+    path("", include("marketdata.api.urls")),
+    path("", include("risk.api.urls")),
+    path("", include("trading.api.urls")),
+    path("", include("arbitragex.api_urls")),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+]
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/v1/", include(api_v1)),
+    path("healthz", healthz, name="healthz"),
+]
+
+handler404 = "arbitragex.api.json_404"

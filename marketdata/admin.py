@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from django.contrib import admin
+
+from arbitragex.admin_utils import LargeTableAdmin
+from marketdata.models import Instrument, Kline, Venue
+
+
+class InstrumentInline(admin.TabularInline):
+    model = Instrument
+    extra = 0
+    fields = ["symbol", "enabled", "tick_size", "step_size", "min_qty", "min_notional", "taker_fee", "maker_fee"]
+    show_change_link = True
+
+
+@admin.register(Venue)
+class VenueAdmin(admin.ModelAdmin):
+    list_display = ["code", "name", "kind", "enabled", "last_event_at", "reconnect_count", "used_weight",
+                    "banned_until"]  # fmt: skip
+    list_filter = ["kind", "enabled", "testnet"]
+    search_fields = ["code", "name"]
+    readonly_fields = ["last_event_at", "reconnect_count", "used_weight", "banned_until", "created_at", "updated_at"]
+    inlines = [InstrumentInline]
+    fieldsets = [
+        (None, {"fields": ["code", "name", "kind", "enabled"]}),
+        ("Connection", {"fields": ["rest_url", "stream_url", "ws_api_url", "tld", "testnet"]}),
+        ("Fees", {"fields": ["default_taker_fee", "default_maker_fee"]}),
+        ("Health", {"fields": ["last_event_at", "reconnect_count", "used_weight", "banned_until"]}),
+        ("Audit", {"fields": ["created_at", "updated_at"]}),
+    ]
+
+
+@admin.register(Instrument)
+class InstrumentAdmin(admin.ModelAdmin):
+    list_display = ["symbol", "venue", "enabled", "status", "tick_size", "step_size", "min_qty", "min_notional",
+                    "taker_fee", "maker_fee", "updated_at"]  # fmt: skip
+    list_filter = ["venue", "enabled", "status", "quote_asset"]
+    search_fields = ["symbol", "base_asset", "quote_asset"]
+    readonly_fields = ["updated_at"]
+    list_select_related = ["venue"]
+
+
+@admin.register(Kline)
+class KlineAdmin(LargeTableAdmin):
+    list_display = ["open_time", "venue", "symbol", "open", "high", "low", "close", "volume", "trades"]
+    list_filter = ["venue", "symbol"]
+    search_fields = ["symbol"]
+    date_hierarchy = "open_time"
+    list_select_related = ["venue"]

@@ -1,0 +1,91 @@
+"""Status and kind enumerations shared by models, services and the pure state machine."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class AccountMode(models.TextChoices):
+    PAPER = "paper", "Paper"
+    LIVE = "live", "Live"
+
+
+class OrderSide(models.TextChoices):
+    BUY = "BUY", "Buy"
+    SELL = "SELL", "Sell"
+
+
+class OrderType(models.TextChoices):
+    LIMIT = "LIMIT", "Limit"
+    MARKET = "MARKET", "Market"
+
+
+class TimeInForce(models.TextChoices):
+    GTC = "GTC", "Good till cancelled"
+    IOC = "IOC", "Immediate or cancel"
+    FOK = "FOK", "Fill or kill"
+
+
+class OrderLeg(models.TextChoices):
+    """Which part of an execution an order is; part of its deterministic client order id."""
+
+    BUY = "B", "Buy leg"
+    SELL = "S", "Sell leg"
+    UNWIND = "U", "Unwind"
+    RETRY = "R", "Retry"
+
+
+class OrderStatus(models.TextChoices):
+    PENDING = "PENDING", "Pending"
+    SUBMITTED = "SUBMITTED", "Submitted"
+    PARTIALLY_FILLED = "PARTIALLY_FILLED", "Partially filled"
+    FILLED = "FILLED", "Filled"
+    CANCELLED = "CANCELLED", "Cancelled"
+    REJECTED = "REJECTED", "Rejected"
+    EXPIRED = "EXPIRED", "Expired"
+    UNKNOWN = "UNKNOWN", "Unknown"
+
+
+ORDER_OPEN_STATUSES = frozenset(
+    {OrderStatus.PENDING, OrderStatus.SUBMITTED, OrderStatus.PARTIALLY_FILLED, OrderStatus.UNKNOWN}
+)
+ORDER_TERMINAL_STATUSES = frozenset(
+    {OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED, OrderStatus.EXPIRED}
+)
+
+
+class ExecutionStatus(models.TextChoices):
+    PENDING = "PENDING", "Pending"
+    EXECUTING = "EXECUTING", "Executing"
+    COMPLETED = "COMPLETED", "Completed"
+    FAILED = "FAILED", "Failed"
+    UNWINDING = "UNWINDING", "Unwinding"
+    UNWOUND = "UNWOUND", "Unwound"
+    NEEDS_ATTENTION = "NEEDS_ATTENTION", "Needs attention"
+
+
+EXECUTION_OPEN_STATUSES = frozenset({ExecutionStatus.PENDING, ExecutionStatus.EXECUTING, ExecutionStatus.UNWINDING})
+EXECUTION_TERMINAL_STATUSES = frozenset(
+    {ExecutionStatus.COMPLETED, ExecutionStatus.FAILED, ExecutionStatus.UNWOUND, ExecutionStatus.NEEDS_ATTENTION}
+)
+
+
+class LegFailurePolicy(models.TextChoices):
+    UNWIND = "unwind", "Unwind the filled leg"
+    RETRY = "retry", "Re-price the missing leg"
+    ALERT = "alert", "Park for an operator"
+
+
+class OpportunityStatus(models.TextChoices):
+    DETECTED = "DETECTED", "Detected"
+    TAKEN = "TAKEN", "Taken"
+    REJECTED = "REJECTED", "Rejected"
+    EXPIRED = "EXPIRED", "Expired"
+
+
+class IncidentKind(models.TextChoices):
+    ORDER_MISSING_AT_VENUE = "order_missing_at_venue", "Order missing at venue"
+    ORDER_UNKNOWN_LOCALLY = "order_unknown_locally", "Venue order unknown locally"
+    ORDER_STATUS_DRIFT = "order_status_drift", "Order status drift"
+    BALANCE_DRIFT = "balance_drift", "Balance drift"
+    LEG_FAILURE = "leg_failure", "Leg failure"
