@@ -71,8 +71,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             code = ErrorCode.INTERNAL_ERROR
         detail = exc.detail
         message = _message_from_detail(detail) if isinstance(exc, exceptions.ValidationError) else None
-        response = Response(error_body(code, message or str(_message_from_detail(detail) or ""), detail),
-                            status=exc.status_code)
+        response = Response(
+            error_body(code, message or str(_message_from_detail(detail) or ""), detail), status=exc.status_code
+        )
         if not response.data["message"]:
             response.data["message"] = DEFAULT_MESSAGES[code]
         if isinstance(exc, exceptions.Throttled) and exc.wait is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from celery import Celery
-from kombu import Queue
+from kombu import Exchange, Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "arbitragex.settings")
 
@@ -16,7 +16,8 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 def _queues() -> tuple[Queue, ...]:
     from django.conf import settings
 
-    return (Queue(settings.CELERY_TASK_DEFAULT_QUEUE), Queue(settings.CELERY_ORDERS_QUEUE))
+    names = (settings.CELERY_TASK_DEFAULT_QUEUE, settings.CELERY_ORDERS_QUEUE)
+    return tuple(Queue(name, Exchange(name, type="direct"), routing_key=name) for name in names)
 
 
 app.conf.task_queues = _queues()

@@ -32,7 +32,7 @@ def to_decimal(value: object, *, field: str = "value") -> Decimal:
     Accepts str, int and Decimal. Refuses float (it has already lost precision), bool, NaN,
     infinities and magnitudes that do not fit the column.
     """
-    if isinstance(value, bool) or isinstance(value, float):
+    if isinstance(value, bool | float):
         raise InvalidAmount(f"{field}: {type(value).__name__} is not accepted, send a decimal string")
     if isinstance(value, Decimal):
         result = value

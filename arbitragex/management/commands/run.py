@@ -51,9 +51,7 @@ class Command(BaseCommand):
             return
 
         host, port = options["host"], options["port"]
-        processes = available_processes(
-            platform_processes(host=host, port=port, concurrency=options["concurrency"])
-        )
+        processes = available_processes(platform_processes(host=host, port=port, concurrency=options["concurrency"]))
         if options["only"]:
             wanted = {name.strip() for name in options["only"].split(",")}
             processes = [p for p in processes if p.name in wanted]
@@ -80,8 +78,9 @@ class Command(BaseCommand):
         env.setdefault("PYTHONUNBUFFERED", "1")
         manager = Manager(Printer(sys.stdout))
         for process in processes:
-            manager.add_process(process.name, " ".join(_quote(c) for c in process.command), env=env,
-                                cwd=str(settings.BASE_DIR))
+            manager.add_process(
+                process.name, " ".join(_quote(c) for c in process.command), env=env, cwd=str(settings.BASE_DIR)
+            )
         try:
             manager.loop()
         finally:

@@ -12,4 +12,5 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         created = demo_seed()
-        self.stdout.write("demo setup created" if created else "demo setup already present")
+        if options["verbosity"] > 0:
+            self.stdout.write("demo setup created" if created else "demo setup already present")
