@@ -34,7 +34,7 @@ class SystemConfigForm(forms.ModelForm):
             self.initial["value"] = self.instance.value
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        cleaned = super().clean() or {}
         key = cleaned.get("key") or self.instance.key
         if key and "value" in cleaned:
             try:

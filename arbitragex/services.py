@@ -23,7 +23,7 @@ def audit_record(
     note: str = "",
 ) -> AuditLog:
     """Write one audit row. Call it inside the transaction of the change it describes."""
-    user = actor if actor is not None and getattr(actor, "is_authenticated", False) else None
+    user: Any = actor if actor is not None and getattr(actor, "is_authenticated", False) else None
     label = actor_label or (user.get_username() if user is not None else "system")
     return AuditLog.objects.create(
         actor=user, actor_label=label, action=action, target=target, previous=previous, new=new, note=note

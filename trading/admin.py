@@ -30,7 +30,7 @@ class ExchangeAccountForm(forms.ModelForm):
         fields = ["name", "venue", "mode", "enabled", "api_key"]
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        cleaned = super().clean() or {}
         mode = cleaned.get("mode")
         has_secret = bool(cleaned.get("api_secret")) or bool(self.instance.api_secret_encrypted)
         if mode == "live" and (not cleaned.get("api_key") or not has_secret):
@@ -86,7 +86,7 @@ ORDER_FIELDS = ["client_order_id", "leg", "side", "type", "account", "price", "q
 class OrderInline(admin.TabularInline):
     model = Order
     extra = 0
-    fields = ORDER_FIELDS
+    fields = tuple(ORDER_FIELDS)
     readonly_fields = ORDER_FIELDS
     can_delete = False
     show_change_link = True
@@ -95,12 +95,15 @@ class OrderInline(admin.TabularInline):
         return False
 
 
+FILL_FIELDS = ["trade_id", "price", "qty", "quote_qty", "commission", "commission_asset", "commission_quote",
+               "is_maker", "filled_at"]  # fmt: skip
+
+
 class FillInline(admin.TabularInline):
     model = Fill
     extra = 0
-    fields = ["trade_id", "price", "qty", "quote_qty", "commission", "commission_asset", "commission_quote",
-              "is_maker", "filled_at"]  # fmt: skip
-    readonly_fields = fields
+    fields = tuple(FILL_FIELDS)
+    readonly_fields = FILL_FIELDS
     can_delete = False
 
     def has_add_permission(self, request: Any, obj: Any = None) -> bool:

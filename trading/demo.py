@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from django.db import transaction
 
@@ -15,13 +16,13 @@ from trading.models import AccountBalance, ExchangeAccount
 D = Decimal
 
 # Realistic Binance spot filters (exchangeInfo, 2024-2026) and the standard 0.1% taker fee.
-DEMO_INSTRUMENTS = {
+DEMO_INSTRUMENTS: dict[str, dict[str, Any]] = {
     "BTCUSDT": {"base_asset": "BTC", "quote_asset": "USDT", "tick_size": D("0.01"), "step_size": D("0.00001"),
                 "min_qty": D("0.00001"), "max_qty": D("9000"), "min_notional": D("5")},
     "ETHUSDT": {"base_asset": "ETH", "quote_asset": "USDT", "tick_size": D("0.01"), "step_size": D("0.0001"),
                 "min_qty": D("0.0001"), "max_qty": D("9000"), "min_notional": D("5")},
 }  # fmt: skip
-DEMO_VENUES = {
+DEMO_VENUES: dict[str, dict[str, Any]] = {
     "sim-a": {"name": "Simulated venue A", "taker": D("0.001"), "maker": D("0.001")},
     "sim-b": {"name": "Simulated venue B", "taker": D("0.00075"), "maker": D("0.00075")},
 }

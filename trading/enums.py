@@ -89,3 +89,20 @@ class IncidentKind(models.TextChoices):
     ORDER_STATUS_DRIFT = "order_status_drift", "Order status drift"
     BALANCE_DRIFT = "balance_drift", "Balance drift"
     LEG_FAILURE = "leg_failure", "Leg failure"
+
+
+# Where an execution may go from each status. Forward only; NEEDS_ATTENTION is parked for an
+# operator, who resolves it to one of the terminal outcomes.
+EXECUTION_TRANSITIONS: dict[str, frozenset[str]] = {
+    ExecutionStatus.PENDING: frozenset({ExecutionStatus.EXECUTING, ExecutionStatus.FAILED}),
+    ExecutionStatus.EXECUTING: frozenset(
+        {ExecutionStatus.COMPLETED, ExecutionStatus.FAILED, ExecutionStatus.UNWINDING, ExecutionStatus.NEEDS_ATTENTION}
+    ),
+    ExecutionStatus.UNWINDING: frozenset({ExecutionStatus.UNWOUND, ExecutionStatus.NEEDS_ATTENTION}),
+    ExecutionStatus.NEEDS_ATTENTION: frozenset(
+        {ExecutionStatus.UNWINDING, ExecutionStatus.UNWOUND, ExecutionStatus.COMPLETED, ExecutionStatus.FAILED}
+    ),
+    ExecutionStatus.COMPLETED: frozenset(),
+    ExecutionStatus.FAILED: frozenset(),
+    ExecutionStatus.UNWOUND: frozenset(),
+}

@@ -1,0 +1,144 @@
+"""Writes of risk state. Each change locks the row, applies the pure arithmetic of ``risk.breaker``,
+saves, writes an audit row where an operator acted, and drops the cache after commit."""
+
+from __future__ import annotations
+
+from dataclasses import fields as dataclass_fields
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.core.cache import cache
+from django.db import transaction
+from django.utils import timezone
+
+from arbitragex.db import db_errors
+from arbitragex.money import to_decimal, to_non_negative, to_storage
+from arbitragex.services import audit_record, config_values
+from risk import breaker
+from risk.breaker import BreakerThresholds, RiskFigures, TripReason
+from risk.models import GLOBAL_SCOPE, RiskState
+from risk.selectors import figures_from_row, risk_cache_key
+
+_FIGURE_FIELDS = [f.name for f in dataclass_fields(RiskFigures)]
+
+
+def thresholds_from_config() -> BreakerThresholds:
+    values = config_values()
+    return BreakerThresholds(
+        max_consecutive_losses=values["breaker_max_consecutive_losses"],
+        max_daily_loss=values["breaker_max_daily_loss"],
+        max_drawdown_rate=values["breaker_max_drawdown_rate"],
+        cooldown_seconds=values["breaker_cooldown_s"],
+    )
+
+
+def _locked(account: str, symbol: str) -> RiskState:
+    """The scope's row, locked; created with zero equity if it does not exist yet."""
+    with db_errors("risk state"):
+        row, _ = RiskState.objects.select_for_update().get_or_create(account=account, symbol=symbol)
+    return row
+
+
+def _save(row: RiskState, figures: RiskFigures) -> RiskState:
+    for name in _FIGURE_FIELDS:
+        value = getattr(figures, name)
+        setattr(row, name, to_storage(value) if isinstance(value, Decimal) else value)
+    row.save(update_fields=[*_FIGURE_FIELDS, "updated_at"])
+    key = risk_cache_key(row.account, row.symbol)
+    transaction.on_commit(lambda: cache.delete(key))
+    return row
+
+
+@transaction.atomic
+def risk_state_upsert(
+    *, account: str = GLOBAL_SCOPE, symbol: str = "", initial_equity: Decimal, state_data: dict[str, Any] | None = None
+) -> RiskState:
+    """The original SaveState: create the scope with its starting equity, or reset its equity figures."""
+    equity = to_non_negative(initial_equity, field="initial_equity")
+    row = _locked(account, symbol)
+    row.initial_equity = row.current_equity = row.peak_equity = equity
+    if state_data is not None:
+        row.state_data = state_data
+    row.save()
+    key = risk_cache_key(account, symbol)
+    transaction.on_commit(lambda: cache.delete(key))
+    return row
+
+
+@transaction.atomic
+def risk_state_update_equity(*, account: str = GLOBAL_SCOPE, symbol: str = "", equity: Decimal) -> RiskState:
+    """The original UpdateEquity, atomic under a row lock: the peak follows the equity up."""
+    row = _locked(account, symbol)
+    return _save(row, breaker.update_equity(figures_from_row(row), to_non_negative(equity, field="equity")))
+
+
+@transaction.atomic
+def risk_state_record_trade(
+    *,
+    account: str = GLOBAL_SCOPE,
+    symbol: str = "",
+    pnl: Decimal,
+    now: datetime | None = None,
+    thresholds: BreakerThresholds | None = None,
+) -> TripReason | None:
+    """The original RecordTrade: books one execution's profit; trips the breaker on a threshold."""
+    row = _locked(account, symbol)
+    figures, reason = breaker.record_trade(
+        figures_from_row(row),
+        to_decimal(pnl, field="pnl"),
+        now or timezone.now(),
+        thresholds or thresholds_from_config(),
+    )
+    row.total_trades += 1
+    row.save(update_fields=["total_trades"])
+    _save(row, figures)
+    if reason is not None:
+        audit_record(action="breaker.trip", target=str(row), new={"reason": str(reason)}, actor_label="risk")
+    return reason
+
+
+@transaction.atomic
+def breaker_open(
+    *,
+    account: str = GLOBAL_SCOPE,
+    symbol: str = "",
+    reason: str = TripReason.MANUAL,
+    cooldown_seconds: int | None = None,
+    actor: Any = None,
+) -> RiskState:
+    """The original OpenCircuitBreaker. ``cooldown_seconds=None`` keeps it open until closed by hand."""
+    row = _locked(account, symbol)
+    previous = {"open": row.breaker_open, "until": row.breaker_until.isoformat() if row.breaker_until else None}
+    cooldown = timedelta(seconds=cooldown_seconds) if cooldown_seconds else None
+    figures = breaker.open_breaker(figures_from_row(row), timezone.now(), cooldown, reason)
+    _save(row, figures)
+    audit_record(action="breaker.open", target=str(row), actor=actor, previous=previous,
+                 new={"open": True, "reason": str(reason)})  # fmt: skip
+    return row
+
+
+@transaction.atomic
+def breaker_close(*, account: str = GLOBAL_SCOPE, symbol: str = "", actor: Any = None) -> RiskState:
+    """The original CloseCircuitBreaker."""
+    row = _locked(account, symbol)
+    previous = {"open": row.breaker_open, "reason": row.breaker_reason}
+    _save(row, breaker.close_breaker(figures_from_row(row)))
+    audit_record(action="breaker.close", target=str(row), actor=actor, previous=previous, new={"open": False})
+    return row
+
+
+@transaction.atomic
+def risk_daily_reset(*, today: date | None = None, actor: Any = None) -> int:
+    """Zero the daily figures of every scope for a new UTC day. Idempotent per date."""
+    day = today or timezone.now().date()
+    changed = 0
+    for row in RiskState.objects.select_for_update().order_by("pk"):
+        figures = figures_from_row(row)
+        reset = breaker.daily_reset(figures, day)
+        if reset != figures:
+            _save(row, reset)
+            changed += 1
+    if actor is not None:
+        audit_record(action="risk.daily_reset", target=str(day), actor=actor, new={"scopes": changed})
+    return changed
