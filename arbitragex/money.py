@@ -50,7 +50,7 @@ def to_decimal(value: object, *, field: str = "value") -> Decimal:
         raise InvalidAmount(f"{field}: {type(value).__name__} is not a decimal number")
     if not result.is_finite():
         raise InvalidAmount(f"{field}: {value!r} is not finite")
-    if abs(result) >= MAX_ABS:
+    if result.copy_abs() >= MAX_ABS:  # copy_abs is exact; abs() rounds to 28 digits
         raise InvalidAmount(f"{field}: {value!r} is too large")
     return result
 

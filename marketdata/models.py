@@ -38,8 +38,10 @@ class Venue(models.Model):
         ordering = ["code"]
         constraints = [
             models.CheckConstraint(
-                condition=Q(default_taker_fee__gte=0) & Q(default_taker_fee__lt=1)
-                & Q(default_maker_fee__gt=-1) & Q(default_maker_fee__lt=1),
+                condition=Q(default_taker_fee__gte=0)
+                & Q(default_taker_fee__lt=1)
+                & Q(default_maker_fee__gt=-1)
+                & Q(default_maker_fee__lt=1),
                 name="venue_fees_sane",
             )
         ]
@@ -71,7 +73,10 @@ class Instrument(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["venue", "symbol"], name="instrument_unique_per_venue"),
             models.CheckConstraint(
-                condition=Q(tick_size__gt=0) & Q(step_size__gt=0) & Q(min_qty__gte=0) & Q(max_qty__gte=0)
+                condition=Q(tick_size__gt=0)
+                & Q(step_size__gt=0)
+                & Q(min_qty__gte=0)
+                & Q(max_qty__gte=0)
                 & Q(min_notional__gte=0),
                 name="instrument_filters_positive",
             ),
