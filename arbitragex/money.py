@@ -52,6 +52,9 @@ def to_decimal(value: object, *, field: str = "value") -> Decimal:
         raise InvalidAmount(f"{field}: {value!r} is not finite")
     if result.copy_abs() >= MAX_ABS:  # copy_abs is exact; abs() rounds to 28 digits
         raise InvalidAmount(f"{field}: {value!r} is too large")
+    # A non-zero value this small cannot be stored and would make later divisions overflow.
+    if result and result.adjusted() < -(DECIMAL_PLACES + 12):
+        raise InvalidAmount(f"{field}: {value!r} is too small")
     return result
 
 
