@@ -14,6 +14,8 @@ from trading.models import (
     Fill,
     Incident,
     Order,
+    PaperFill,
+    PaperOrder,
     TradeExecution,
 )
 
@@ -202,3 +204,27 @@ class IncidentAdmin(LargeTableAdmin, ReadOnlyAdmin):
     list_filter = ["kind", "account"]
     search_fields = ["symbol", "asset"]
     date_hierarchy = "detected_at"
+
+
+
+class PaperFillInline(admin.TabularInline):
+    model = PaperFill
+    fields = ("id", "price", "qty", "commission", "commission_asset", "is_maker", "time_ms")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: Any, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(PaperOrder)
+class PaperOrderAdmin(LargeTableAdmin, ReadOnlyAdmin):
+    """The paper venue's own records: written by the paper gateway only."""
+
+    list_display = ["id", "client_order_id", "account", "symbol", "side", "type", "time_in_force", "price",
+                    "quantity", "filled_qty", "locked", "status"]  # fmt: skip
+    list_filter = ["status", "side", "type", "account", "symbol"]
+    search_fields = ["=client_order_id", "symbol"]
+    list_select_related = ["account"]
+    inlines = [PaperFillInline]

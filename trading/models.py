@@ -150,9 +150,7 @@ class TradeExecution(models.Model):
             models.CheckConstraint(
                 condition=Q(reserved_quote__gte=0) & Q(reserved_base__gte=0), name="exec_reserved_non_negative"
             ),
-            models.CheckConstraint(
-                condition=~Q(buy_account=F("sell_account")), name="exec_distinct_accounts"
-            ),
+            models.CheckConstraint(condition=~Q(buy_account=F("sell_account")), name="exec_distinct_accounts"),
         ]
 
     def __str__(self) -> str:
@@ -286,3 +284,79 @@ class Incident(models.Model):
     def __str__(self) -> str:
         return f"{self.kind} {self.detected_at:%Y-%m-%d %H:%M}"
 
+
+PAPER_OPEN_STATUSES = (OrderStatus.SUBMITTED, OrderStatus.PARTIALLY_FILLED)
+
+
+class PaperOrder(models.Model):
+    """An order as the simulated venue of a paper account knows it (its ``orderId`` is the pk).
+
+    This is the venue's side of the story, not the platform's ``Order``: resting paper orders live
+    here so that they survive restarts and are matched when the cached book crosses them.
+    """
+
+    account = models.ForeignKey(ExchangeAccount, on_delete=models.CASCADE, related_name="paper_orders")
+    symbol = models.CharField(max_length=32)
+    client_order_id = models.CharField(max_length=36)
+    side = models.CharField(max_length=4, choices=OrderSide.choices)
+    type = models.CharField(max_length=8, choices=OrderType.choices)
+    time_in_force = models.CharField(max_length=3, choices=TimeInForce.choices, blank=True, default="")
+    price = MoneyField(null=True, blank=True)
+    quantity = MoneyField()
+    filled_qty = MoneyField(default=0)
+    cumulative_quote = MoneyField(default=0)
+    locked = MoneyField(default=0, help_text="What the order still holds: quote for a buy, base for a sell.")
+    status = models.CharField(max_length=16, choices=OrderStatus.choices)
+    matched_book = models.CharField(
+        max_length=64, blank=True, help_text="Version of the last book it took liquidity from."
+    )
+    created_ms = models.BigIntegerField()
+    updated_ms = models.BigIntegerField()
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(fields=["account", "symbol", "status"], name="paperorder_acct_sym_status_idx"),
+            models.Index(fields=["symbol", "status"], name="paperorder_symbol_status_idx"),
+            models.Index(fields=["account", "symbol", "client_order_id"], name="paperorder_acct_sym_client_idx"),
+        ]
+        constraints = [
+            # Binance keeps a client order id unique among the open orders only.
+            models.UniqueConstraint(
+                fields=["account", "symbol", "client_order_id"],
+                condition=Q(status__in=PAPER_OPEN_STATUSES),
+                name="paperorder_open_client_id_unique",
+            ),
+            models.CheckConstraint(condition=Q(quantity__gt=0), name="paperorder_quantity_positive"),
+            models.CheckConstraint(
+                condition=Q(filled_qty__gte=0) & Q(filled_qty__lte=F("quantity")),
+                name="paperorder_filled_within_qty",
+            ),
+            models.CheckConstraint(condition=Q(locked__gte=0), name="paperorder_locked_non_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.client_order_id} #{self.pk}"
+
+
+class PaperFill(models.Model):
+    """One trade of a paper order; its pk is the ``tradeId``."""
+
+    order = models.ForeignKey(PaperOrder, on_delete=models.CASCADE, related_name="fills")
+    price = MoneyField()
+    qty = MoneyField()
+    commission = MoneyField(default=0)
+    commission_asset = models.CharField(max_length=16)
+    is_maker = models.BooleanField(default=False)
+    time_ms = models.BigIntegerField()
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(price__gt=0) & Q(qty__gt=0) & Q(commission__gte=0), name="paperfill_positive"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.order_id}#{self.pk}"
