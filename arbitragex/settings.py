@@ -299,7 +299,7 @@ X_FRAME_OPTIONS = "DENY"
 
 # --- ArbitrageX ----------------------------------------------------------------------------------------
 # marketdata hands detected opportunities to this callable; trading plugs execution in here.
-OPPORTUNITY_HANDLER = env.str("OPPORTUNITY_HANDLER", default="trading.services.opportunity_handle")
+OPPORTUNITY_HANDLER = env.str("OPPORTUNITY_HANDLER", default="trading.opportunities.opportunity_handle")
 # Which symbols this stream process handles ("" = all enabled instruments).
 STREAM_SHARD = env.str("STREAM_SHARD", default="")
 SIMULATION_SEED = env.int("SIMULATION_SEED", default=7)

@@ -206,7 +206,6 @@ class IncidentAdmin(LargeTableAdmin, ReadOnlyAdmin):
     date_hierarchy = "detected_at"
 
 
-
 class PaperFillInline(admin.TabularInline):
     model = PaperFill
     fields = ("id", "price", "qty", "commission", "commission_asset", "is_maker", "time_ms")
