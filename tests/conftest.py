@@ -10,6 +10,8 @@ from django.db import connection
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not settings.configured:
+        return
     if settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         return
     skip = pytest.mark.skip(reason="needs PostgreSQL (row locks, concurrent transactions): set DATABASE_URL")
@@ -34,6 +36,8 @@ def is_postgres() -> bool:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if not settings.configured:
+        return
     from arbitragex import embedded
 
     if embedded.started_here:

@@ -1,0 +1,466 @@
+"""Binance Spot operations shared by the REST API and the WebSocket API.
+
+Parameters arrive as strings (a query string, a form body, or WebSocket-API JSON converted to
+strings); the operations validate them like Binance does and return JSON-ready values.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, cast
+from urllib.parse import urlencode
+
+import orjson
+
+from . import errors, render
+from .engine import Engine
+from .models import Account, OrderRequest, OrderSide, OrderType, RespType, TimeInForce
+from .money import fmt, parse_decimal
+from .symbols import DEFAULT_RATE_LIMITS
+
+if TYPE_CHECKING:
+    from .venue import FakeVenue
+
+Params = Mapping[str, str]
+
+_DECIMAL_RANGE = r"^([0-9]{1,20})(\.[0-9]{1,20})?$"
+_INT_RANGE = r"^[0-9]{1,20}$"
+_DECIMAL_RE = re.compile(_DECIMAL_RANGE)
+_INT_RE = re.compile(r"^-?[0-9]{1,20}$")
+MAX_RECV_WINDOW_MS = 60000
+DEFAULT_RECV_WINDOW_MS = 5000
+
+
+class Reader:
+    """Typed access to request parameters, with Binance's error for each malformed one."""
+
+    def __init__(self, params: Params) -> None:
+        self.params = params
+
+    def text(self, name: str, required: bool = False) -> str | None:
+        value = self.params.get(name)
+        if value is None or value == "":
+            if required:
+                raise errors.mandatory(name)
+            return None
+        return value
+
+    def symbol(self, required: bool = True) -> str | None:
+        return self.text("symbol", required)
+
+    def decimal(self, name: str) -> Decimal | None:
+        text = self.text(name)
+        if text is None:
+            return None
+        value = parse_decimal(text) if _DECIMAL_RE.match(text) else None
+        if value is None:
+            raise errors.illegal_chars(name, _DECIMAL_RANGE)
+        return value
+
+    def integer(self, name: str, required: bool = False) -> int | None:
+        text = self.text(name, required)
+        if text is None:
+            return None
+        if not _INT_RE.match(text):
+            raise errors.illegal_chars(name, _INT_RANGE)
+        return int(text)
+
+    def boolean(self, name: str) -> bool:
+        return (self.text(name) or "").lower() == "true"
+
+    def symbols_list(self) -> list[str] | None:
+        text = self.text("symbols")
+        if text is None:
+            return None
+        try:
+            value = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            raise errors.BinanceError(-1100, "Illegal characters found in parameter 'symbols'.") from None
+        if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
+            raise errors.BinanceError(-1100, "Illegal characters found in parameter 'symbols'.")
+        return cast(list[str], value)
+
+
+# --- authentication -------------------------------------------------------------------------------
+
+
+def hmac_hex(secret: str, payload: str) -> str:
+    return hmac.new(secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
+
+
+def strip_signature(raw: str) -> str:
+    return "&".join(p for p in raw.split("&") if p and not p.startswith("signature="))
+
+
+def check_timestamp(reader: Reader, now_ms: int) -> None:
+    timestamp = reader.integer("timestamp", required=True)
+    assert timestamp is not None
+    if timestamp > 10**14:  # sent in microseconds
+        timestamp //= 1000
+    recv_window = reader.decimal("recvWindow")
+    window = Decimal(DEFAULT_RECV_WINDOW_MS) if recv_window is None else recv_window
+    if window > MAX_RECV_WINDOW_MS:
+        raise errors.bad_recv_window()
+    if timestamp >= now_ms + 1000:
+        raise errors.ahead_of_server()
+    if now_ms - timestamp > window:
+        raise errors.outside_recv_window()
+
+
+def authenticate_rest(
+    engine: Engine, api_key: str | None, raw_query: str, raw_body: str, params: Params, now_ms: int
+) -> Account:
+    """Binance's SIGNED check: HMAC-SHA256 over totalParams (query string + body, as sent)."""
+    if not api_key:
+        raise errors.bad_api_key_format()
+    account = engine.accounts.get(api_key)
+    if account is None:
+        raise errors.rejected_api_key()
+    reader = Reader(params)
+    signature = reader.text("signature", required=True)
+    assert signature is not None
+    payload = strip_signature(raw_query) + strip_signature(raw_body)
+    if not hmac.compare_digest(hmac_hex(account.api_secret, payload), signature.lower()):
+        raise errors.invalid_signature()
+    check_timestamp(reader, now_ms)
+    return account
+
+
+def ws_param_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def authenticate_ws(engine: Engine, params: Mapping[str, Any], now_ms: int) -> Account:
+    """WebSocket-API signature: HMAC over the params sorted by name, as a query string."""
+    api_key = params.get("apiKey")
+    if not api_key:
+        raise errors.mandatory("apiKey")
+    account = engine.accounts.get(str(api_key))
+    if account is None:
+        raise errors.rejected_api_key()
+    signature = params.get("signature")
+    if not signature:
+        raise errors.mandatory("signature")
+    items = sorted((k, v) for k, v in params.items() if k != "signature")
+    candidates = {
+        urlencode([(k, ws_param_text(v)) for k, v in items]),
+        # python-binance urlencodes Python values, so a bool would be signed as "True".
+        urlencode([(k, str(v)) for k, v in items]),
+    }
+    if not any(hmac.compare_digest(hmac_hex(account.api_secret, c), str(signature).lower()) for c in candidates):
+        raise errors.invalid_signature()
+    check_timestamp(Reader({k: ws_param_text(v) for k, v in params.items()}), now_ms)
+    return account
+
+
+# --- weights --------------------------------------------------------------------------------------
+
+
+def depth_weight(limit: int) -> int:
+    if limit <= 100:
+        return 5
+    if limit <= 500:
+        return 25
+    if limit <= 1000:
+        return 50
+    return 250
+
+
+@dataclass(frozen=True)
+class Operation:
+    name: str
+    signed: bool
+    weight: Callable[[Params], int]
+    counts_order: bool = False
+
+
+def _fixed(weight: int) -> Callable[[Params], int]:
+    return lambda _params: weight
+
+
+def _depth_params_weight(params: Params) -> int:
+    text = params.get("limit") or "100"
+    return depth_weight(int(text)) if text.isdigit() else 5
+
+
+def _book_ticker_weight(params: Params) -> int:
+    return 2 if params.get("symbol") else 4
+
+
+def _open_orders_weight(params: Params) -> int:
+    return 6 if params.get("symbol") else 80
+
+
+OPERATIONS: dict[str, Operation] = {
+    op.name: op
+    for op in (
+        Operation("ping", False, _fixed(1)),
+        Operation("time", False, _fixed(1)),
+        Operation("exchangeInfo", False, _fixed(20)),
+        Operation("depth", False, _depth_params_weight),
+        Operation("ticker/bookTicker", False, _book_ticker_weight),
+        Operation("ticker/price", False, _book_ticker_weight),
+        Operation("order.new", True, _fixed(1), counts_order=True),
+        Operation("order.test", True, _fixed(1)),
+        Operation("order.get", True, _fixed(4)),
+        Operation("order.cancel", True, _fixed(1)),
+        Operation("openOrders", True, _open_orders_weight),
+        Operation("openOrders.cancel", True, _fixed(1)),
+        Operation("allOrders", True, _fixed(20)),
+        Operation("myTrades", True, _fixed(20)),
+        Operation("account", True, _fixed(20)),
+        Operation("rateLimit/order", True, _fixed(40)),
+    )
+}
+
+
+# --- operations -----------------------------------------------------------------------------------
+
+_SIDES = ("BUY", "SELL")
+_SUPPORTED_TYPES = ("LIMIT", "LIMIT_MAKER", "MARKET")
+_KNOWN_TYPES = ("STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT")
+_TIFS = ("GTC", "IOC", "FOK")
+_RESP_TYPES = ("ACK", "RESULT", "FULL")
+
+
+class Api:
+    def __init__(self, venue: FakeVenue) -> None:
+        self.venue = venue
+        self._handlers: dict[str, Callable[[Account | None, Reader], Any]] = {
+            "ping": lambda _a, _r: {},
+            "time": lambda _a, _r: {"serverTime": self.now()},
+            "exchangeInfo": lambda _a, r: self.exchange_info(r),
+            "depth": lambda _a, r: self.depth(r),
+            "ticker/bookTicker": lambda _a, r: self.book_ticker(r),
+            "ticker/price": lambda _a, r: self.ticker_price(r),
+            "order.new": lambda a, r: self.new_order(_need(a), r),
+            "order.test": lambda a, r: self.new_order(_need(a), r, test=True),
+            "order.get": lambda a, r: self.query_order(_need(a), r),
+            "order.cancel": lambda a, r: self.cancel_order(_need(a), r),
+            "openOrders": lambda a, r: self.open_orders(_need(a), r),
+            "openOrders.cancel": lambda a, r: self.cancel_open_orders(_need(a), r),
+            "allOrders": lambda a, r: self.all_orders(_need(a), r),
+            "myTrades": lambda a, r: self.my_trades(_need(a), r),
+            "account": lambda a, r: render.account_info(_need(a), r.boolean("omitZeroBalances")),
+            "rateLimit/order": lambda a, _r: self.order_rate_limits(_need(a)),
+        }
+
+    @property
+    def engine(self) -> Engine:
+        return self.venue.engine
+
+    def now(self) -> int:
+        return self.venue.now_ms()
+
+    def call(self, name: str, account: Account | None, params: Params) -> Any:
+        """Run operation ``name`` (a key of OPERATIONS); ``account`` is set for signed ones."""
+        return self._handlers[name](account, Reader(params))
+
+    # market data
+
+    def exchange_info(self, reader: Reader) -> dict[str, Any]:
+        wanted: list[str] | None = None
+        single = reader.symbol(required=False)
+        if single:
+            wanted = [single]
+        elif (many := reader.symbols_list()) is not None:
+            wanted = many
+        specs = self.engine.symbols
+        if wanted is not None:
+            if any(s not in specs for s in wanted):
+                raise errors.invalid_symbol()
+            chosen = [specs[s] for s in wanted]
+        else:
+            chosen = list(specs.values())
+        show_sets = (reader.text("showPermissionSets") or "true").lower() != "false"
+        return {
+            "timezone": "UTC",
+            "serverTime": self.now(),
+            "rateLimits": [dict(limit) for limit in DEFAULT_RATE_LIMITS],
+            "exchangeFilters": [],
+            "symbols": [spec.exchange_info_entry(show_sets) for spec in chosen],
+        }
+
+    def depth(self, reader: Reader) -> dict[str, Any]:
+        symbol = self.engine.spec(reader.symbol() or "").symbol
+        limit = reader.integer("limit") or 100
+        if not 1 <= limit <= 5000:
+            raise errors.BinanceError(-1100, "Illegal characters found in parameter 'limit'.")
+        last_id, bids, asks = self.engine.books[symbol].snapshot(limit)
+        return {
+            "lastUpdateId": last_id,
+            "bids": [[fmt(p), fmt(q)] for p, q in bids],
+            "asks": [[fmt(p), fmt(q)] for p, q in asks],
+        }
+
+    def _chosen_symbols(self, reader: Reader) -> tuple[list[str], bool]:
+        single = reader.symbol(required=False)
+        if single:
+            return [self.engine.spec(single).symbol], True
+        many = reader.symbols_list()
+        if many is not None:
+            return [self.engine.spec(s).symbol for s in many], False
+        return list(self.engine.symbols), False
+
+    def book_ticker(self, reader: Reader) -> dict[str, Any] | list[dict[str, Any]]:
+        symbols, single = self._chosen_symbols(reader)
+        rows = []
+        for symbol in symbols:
+            bid, ask = self.engine.books[symbol].top()
+            rows.append(
+                {
+                    "symbol": symbol,
+                    "bidPrice": fmt(bid[0]) if bid else fmt(Decimal(0)),
+                    "bidQty": fmt(bid[1]) if bid else fmt(Decimal(0)),
+                    "askPrice": fmt(ask[0]) if ask else fmt(Decimal(0)),
+                    "askQty": fmt(ask[1]) if ask else fmt(Decimal(0)),
+                }
+            )
+        return rows[0] if single else rows
+
+    def ticker_price(self, reader: Reader) -> dict[str, Any] | list[dict[str, Any]]:
+        symbols, single = self._chosen_symbols(reader)
+        rows = []
+        for symbol in symbols:
+            last = self.venue.last_trade_price(symbol) or self.engine.books[symbol].mid() or Decimal(0)
+            rows.append({"symbol": symbol, "price": fmt(last)})
+        return rows[0] if single else rows
+
+    # trading
+
+    def order_request(self, reader: Reader) -> tuple[OrderRequest, RespType | None]:
+        symbol = reader.symbol()
+        assert symbol is not None
+        self.engine.spec(symbol)
+        side = reader.text("side", required=True)
+        if side not in _SIDES:
+            raise errors.BinanceError(-1117, "Invalid side.")
+        order_type = reader.text("type", required=True)
+        if order_type in _KNOWN_TYPES:
+            raise errors.BinanceError(-1020, "This operation is not supported.")
+        if order_type not in _SUPPORTED_TYPES:
+            raise errors.BinanceError(-1116, "Invalid orderType.")
+        tif = reader.text("timeInForce")
+        if tif is not None and tif not in _TIFS:
+            raise errors.BinanceError(-1115, "Invalid timeInForce.")
+        resp_type = reader.text("newOrderRespType")
+        if resp_type is not None and resp_type not in _RESP_TYPES:
+            raise errors.illegal_chars("newOrderRespType", "ACK, RESULT, FULL")
+        request = OrderRequest(
+            symbol=symbol,
+            side=cast(OrderSide, side),
+            type=cast(OrderType, order_type),
+            time_in_force=cast(TimeInForce | None, tif),
+            quantity=reader.decimal("quantity"),
+            quote_order_qty=reader.decimal("quoteOrderQty"),
+            price=reader.decimal("price"),
+            client_order_id=reader.text("newClientOrderId"),
+        )
+        return request, cast(RespType | None, resp_type)
+
+    def new_order(self, account: Account, reader: Reader, test: bool = False) -> dict[str, Any]:
+        request, resp_type = self.order_request(reader)
+        if test:
+            self.engine.validate_order(self.engine.spec(request.symbol), request)
+            return {}
+        placed = self.engine.place_order(account.api_key, request)
+        # MARKET and LIMIT default to FULL; other types default to ACK.
+        kind = resp_type or ("FULL" if request.type in ("MARKET", "LIMIT") else "ACK")
+        if kind == "ACK":
+            return render.order_ack(placed.order)
+        if kind == "RESULT":
+            return render.order_result(placed.order)
+        return render.order_full(placed.order, placed.fills)
+
+    def query_order(self, account: Account, reader: Reader) -> dict[str, Any]:
+        symbol = reader.symbol()
+        assert symbol is not None
+        order = self.engine.get_order(
+            account.api_key, symbol, reader.integer("orderId"), reader.text("origClientOrderId")
+        )
+        return render.order_query(order)
+
+    def cancel_order(self, account: Account, reader: Reader) -> dict[str, Any]:
+        symbol = reader.symbol()
+        assert symbol is not None
+        order = self.engine.cancel_order(
+            account.api_key,
+            symbol,
+            reader.integer("orderId"),
+            reader.text("origClientOrderId"),
+            reader.text("newClientOrderId"),
+        )
+        return render.order_cancel(order, self.now())
+
+    def open_orders(self, account: Account, reader: Reader) -> list[dict[str, Any]]:
+        symbol = reader.symbol(required=False)
+        return [render.order_query(o) for o in self.engine.open_orders(account.api_key, symbol)]
+
+    def cancel_open_orders(self, account: Account, reader: Reader) -> list[dict[str, Any]]:
+        symbol = reader.symbol()
+        assert symbol is not None
+        orders = self.engine.open_orders(account.api_key, symbol)
+        if not orders:
+            raise errors.BinanceError(-2011, "Unknown order sent.")
+        now = self.now()
+        return [
+            render.order_cancel(self.engine.cancel_order(account.api_key, symbol, o.order_id, None), now)
+            for o in orders
+        ]
+
+    def all_orders(self, account: Account, reader: Reader) -> list[dict[str, Any]]:
+        symbol = reader.symbol()
+        assert symbol is not None
+        orders = self.engine.all_orders(account.api_key, symbol)
+        from_id = reader.integer("orderId")
+        start, end = reader.integer("startTime"), reader.integer("endTime")
+        limit = min(reader.integer("limit") or 500, 1000)
+        picked = [
+            o
+            for o in orders
+            if (from_id is None or o.order_id >= from_id)
+            and (start is None or o.time >= start)
+            and (end is None or o.time <= end)
+        ]
+        picked.sort(key=lambda o: o.order_id)
+        picked = picked[:limit] if from_id is not None or start is not None else picked[-limit:]
+        return [render.order_query(o) for o in picked]
+
+    def my_trades(self, account: Account, reader: Reader) -> list[dict[str, Any]]:
+        symbol = reader.symbol()
+        assert symbol is not None
+        trades = self.engine.trades_of(account.api_key, symbol)
+        order_id = reader.integer("orderId")
+        from_id = reader.integer("fromId")
+        start, end = reader.integer("startTime"), reader.integer("endTime")
+        limit = min(reader.integer("limit") or 500, 1000)
+        picked = [
+            t
+            for t in trades
+            if (order_id is None or t.order_id == order_id)
+            and (from_id is None or t.id >= from_id)
+            and (start is None or t.time >= start)
+            and (end is None or t.time <= end)
+        ]
+        picked.sort(key=lambda t: t.id)
+        picked = picked[:limit] if from_id is not None or start is not None else picked[-limit:]
+        return [render.account_trade(t) for t in picked]
+
+    def order_rate_limits(self, account: Account) -> list[dict[str, Any]]:
+        ten_s, one_d = self.venue.rate.order_counts(account.api_key)
+        return [
+            {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 100, "count": ten_s},
+            {"rateLimitType": "ORDERS", "interval": "DAY", "intervalNum": 1, "limit": 200000, "count": one_d},
+        ]
+
+
+def _need(account: Account | None) -> Account:
+    assert account is not None, "signed operation without an account"
+    return account

@@ -1,0 +1,587 @@
+"""Matching engine: orders from fake accounts against a per-symbol book the test controls.
+
+The book stands for everybody else's liquidity. Taker orders walk it (and consume it, unless
+``consume_liquidity`` is off); LIMIT orders that do not cross rest *off* the public book and fill
+as makers, at their own price, when a later book update crosses them. Accounts never match each
+other.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import secrets
+import string
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+
+from . import errors, render
+from .book import Level, LevelChange, OrderBook, Side
+from .models import (
+    Account,
+    AccountTrade,
+    Fill,
+    MarketTrade,
+    Order,
+    OrderRequest,
+    OrderSide,
+)
+from .money import ZERO, dec, floor_to_step, round_fee
+from .symbols import SymbolSpec
+
+UserEventSink = Callable[[str, dict], None]
+BookSink = Callable[[str, int, int, list[LevelChange], bool], None]
+TradeSink = Callable[[MarketTrade], None]
+
+_CLIENT_ID_RE = re.compile(errors.CLIENT_ORDER_ID_PATTERN)
+_ID_ALPHABET = string.ascii_letters + string.digits
+
+
+def random_client_order_id() -> str:
+    return "".join(secrets.choice(_ID_ALPHABET) for _ in range(22))
+
+
+@dataclass
+class PlacedOrder:
+    order: Order
+    fills: list[Fill]
+
+
+class Engine:
+    def __init__(self, clock_ms: Callable[[], int]) -> None:
+        self.clock_ms = clock_ms
+        self.symbols: dict[str, SymbolSpec] = {}
+        self.books: dict[str, OrderBook] = {}
+        self.accounts: dict[str, Account] = {}
+        self.orders: dict[int, Order] = {}
+        self.account_trades: list[AccountTrade] = []
+        self.consume_liquidity = True
+        # Price of one BNB in a quote asset, used when an account pays fees in BNB and the
+        # venue has no BNB<quote> book.
+        self.bnb_prices: dict[str, Decimal] = {}
+        self._open: dict[str, dict[int, Order]] = {}
+        self._order_ids = itertools.count(4_000_000_001)
+        self._trade_ids: dict[str, itertools.count[int]] = {}
+        self._execution_ids = itertools.count(80_000_001)
+        self._uids = itertools.count(354_937_868)
+        self.user_event_sinks: list[UserEventSink] = []
+        self.book_sinks: list[BookSink] = []
+        self.trade_sinks: list[TradeSink] = []
+
+    # --- set-up ---------------------------------------------------------------------------------
+
+    def add_symbol(self, spec: SymbolSpec) -> None:
+        self.symbols[spec.symbol] = spec
+        self.books.setdefault(spec.symbol, OrderBook(spec.symbol))
+        self._open.setdefault(spec.symbol, {})
+        self._trade_ids.setdefault(spec.symbol, itertools.count(3_700_000_001))
+
+    def add_account(
+        self,
+        api_key: str,
+        api_secret: str,
+        balances: dict[str, Decimal] | None = None,
+        *,
+        maker_rate: Decimal = Decimal("0.001"),
+        taker_rate: Decimal = Decimal("0.001"),
+        pay_fees_in_bnb: bool = False,
+        can_trade: bool = True,
+    ) -> Account:
+        account = Account(
+            api_key=api_key,
+            api_secret=api_secret,
+            uid=next(self._uids),
+            maker_rate=maker_rate,
+            taker_rate=taker_rate,
+            pay_fees_in_bnb=pay_fees_in_bnb,
+            can_trade=can_trade,
+            update_time=self.clock_ms(),
+        )
+        for asset, amount in (balances or {}).items():
+            account.balance(asset).free = dec(amount)
+        self.accounts[api_key] = account
+        return account
+
+    def set_balance(self, api_key: str, asset: str, free: Decimal, locked: Decimal | None = None) -> None:
+        account = self.account(api_key)
+        balance = account.balance(asset)
+        balance.free = free
+        if locked is not None:
+            balance.locked = locked
+        account.update_time = self.clock_ms()
+        self._emit_position(account, [asset])
+
+    def deposit(self, api_key: str, asset: str, amount: Decimal) -> None:
+        """Credit (or debit, if negative) a balance; emits balanceUpdate + outboundAccountPosition."""
+        account = self.account(api_key)
+        account.balance(asset).free += amount
+        now = self.clock_ms()
+        account.update_time = now
+        self._emit_user(api_key, render.balance_update(asset, amount, now))
+        self._emit_position(account, [asset])
+
+    def account(self, api_key: str) -> Account:
+        account = self.accounts.get(api_key)
+        if account is None:
+            raise errors.rejected_api_key()
+        return account
+
+    def spec(self, symbol: str) -> SymbolSpec:
+        spec = self.symbols.get(symbol)
+        if spec is None:
+            raise errors.invalid_symbol()
+        return spec
+
+    # --- the book ------------------------------------------------------------------------------
+
+    def set_book(self, symbol: str, bids: Iterable[Level], asks: Iterable[Level]) -> None:
+        book = self.books[self.spec(symbol).symbol]
+        changes = book.replace(bids, asks)
+        self._book_changed(book, changes)
+
+    def update_book(
+        self,
+        symbol: str,
+        bids: Iterable[Level] = (),
+        asks: Iterable[Level] = (),
+        *,
+        first_id: int | None = None,
+        last_id: int | None = None,
+        publish_ticker: bool = True,
+    ) -> None:
+        """Apply a diff (qty 0 removes a level), as a ``depthUpdate`` would."""
+        book = self.books[self.spec(symbol).symbol]
+        changes = [LevelChange("bid", p, q) for p, q in bids] + [LevelChange("ask", p, q) for p, q in asks]
+        applied = book.apply(changes)
+        self._book_changed(book, applied, first_id, last_id, publish_ticker=publish_ticker)
+
+    def set_top_of_book(
+        self,
+        symbol: str,
+        bid: Decimal,
+        bid_qty: Decimal,
+        ask: Decimal,
+        ask_qty: Decimal,
+        *,
+        publish_ticker: bool = True,
+    ) -> None:
+        """Move the top of book: levels better than the new best are removed."""
+        book = self.books[self.spec(symbol).symbol]
+        changes = [LevelChange("bid", p, ZERO) for p, _ in book.bids.levels() if p > bid]
+        changes += [LevelChange("ask", p, ZERO) for p, _ in book.asks.levels() if p < ask]
+        changes += [LevelChange("bid", bid, bid_qty), LevelChange("ask", ask, ask_qty)]
+        self._book_changed(book, book.apply(changes), publish_ticker=publish_ticker)
+
+    def load_snapshot(self, symbol: str, last_update_id: int, bids: list[Level], asks: list[Level]) -> None:
+        book = self.books[self.spec(symbol).symbol]
+        changes = book.replace(bids, asks)
+        book.last_update_id = max(book.last_update_id, last_update_id - 1)
+        self._book_changed(book, changes, last_update_id, last_update_id)
+
+    def _book_changed(
+        self,
+        book: OrderBook,
+        changes: list[LevelChange],
+        first_id: int | None = None,
+        last_id: int | None = None,
+        *,
+        publish_ticker: bool = True,
+    ) -> None:
+        if not changes and first_id is None:
+            return
+        start, end = book.advance(first_id, last_id)
+        for sink in self.book_sinks:
+            sink(book.symbol, start, end, changes, publish_ticker)
+        self._match_resting(book.symbol)
+
+    # --- orders ---------------------------------------------------------------------------------
+
+    def place_order(self, api_key: str, request: OrderRequest) -> PlacedOrder:
+        account = self.account(api_key)
+        spec = self.spec(request.symbol)
+        if not account.can_trade:
+            raise errors.new_order_rejected("This action is disabled on this account.")
+        self.validate_order(spec, request)
+        client_order_id = request.client_order_id or random_client_order_id()
+        if not _CLIENT_ID_RE.match(client_order_id):
+            raise errors.illegal_chars("newClientOrderId", errors.CLIENT_ORDER_ID_PATTERN)
+        if any(o.client_order_id == client_order_id for o in self._open_of(api_key, spec.symbol)):
+            raise errors.new_order_rejected(errors.DUPLICATE_ORDER)
+
+        book = self.books[spec.symbol]
+        is_market = request.type == "MARKET"
+        limit_price = None if is_market else request.price
+        plan = self._plan(book, request.side, limit_price, request.quantity, request.quote_order_qty, spec)
+        plan_qty = sum((q for _, q in plan), ZERO)
+        plan_quote = sum((p * q for p, q in plan), ZERO)
+
+        if request.type == "LIMIT_MAKER" and plan:
+            raise errors.new_order_rejected("Order would immediately match and take.")
+        if is_market:
+            self._check_market_notional(spec, book, request, plan_qty, plan_quote)
+
+        qty = request.quantity if request.quantity is not None else plan_qty
+        base, quote = spec.base_asset, spec.quote_asset
+        if request.side == "BUY":
+            needed = plan_quote if is_market else (request.price or ZERO) * qty
+            if account.balance(quote).free < needed:
+                raise errors.insufficient_balance()
+        elif account.balance(base).free < qty:
+            raise errors.insufficient_balance()
+
+        now = self.clock_ms()
+        order = Order(
+            api_key=api_key,
+            symbol=spec.symbol,
+            order_id=next(self._order_ids),
+            client_order_id=client_order_id,
+            side=request.side,
+            type=request.type,
+            time_in_force=request.time_in_force or "GTC",
+            price=ZERO if is_market else (request.price or ZERO),
+            orig_qty=qty,
+            orig_quote_order_qty=request.quote_order_qty or ZERO,
+            time=now,
+            update_time=now,
+            working_time=now,
+            stp_mode=spec.default_stp_mode,
+        )
+        self.orders[order.order_id] = order
+        touched = {base, quote}
+        if not is_market:
+            # LIMIT orders reserve their full cost up front, as Binance does.
+            order.lock_asset = quote if order.side == "BUY" else base
+            order.locked = order.price * qty if order.side == "BUY" else qty
+            balance = account.balance(order.lock_asset)
+            balance.free -= order.locked
+            balance.locked += order.locked
+        self._emit_order(order, "NEW")
+
+        fok_short = order.time_in_force == "FOK" and plan_qty < qty
+        fills: list[Fill] = []
+        if not fok_short:
+            changes: list[LevelChange] = []
+            taken_side: Side = "ask" if order.side == "BUY" else "bid"
+            for price, fill_qty in plan:
+                fill = self._fill(order, price, fill_qty, is_maker=False)
+                fills.append(fill)
+                touched.add(fill.commission_asset)
+                change = self._consume(book, taken_side, price, fill_qty)
+                if change is not None:
+                    changes.append(change)
+            if changes:
+                self._book_changed(book, book.apply(changes))
+        if order.is_open:
+            if is_market or order.time_in_force in ("IOC", "FOK"):
+                self._finish(order, "EXPIRED")
+            else:
+                self._open[spec.symbol][order.order_id] = order
+        account.update_time = now
+        self._emit_position(account, touched)
+        return PlacedOrder(order, fills)
+
+    def cancel_order(
+        self,
+        api_key: str,
+        symbol: str,
+        order_id: int | None,
+        orig_client_order_id: str | None,
+        new_client_order_id: str | None = None,
+    ) -> Order:
+        self.account(api_key)
+        order = self._find(api_key, symbol, order_id, orig_client_order_id, cancel=True)
+        if not order.is_open:
+            raise errors.unknown_order_cancel()
+        order.cancel_client_order_id = new_client_order_id or random_client_order_id()
+        self._finish(order, "CANCELED")
+        account = self.account(api_key)
+        account.update_time = order.update_time
+        spec = self.symbols[order.symbol]
+        self._emit_position(account, [spec.base_asset, spec.quote_asset])
+        return order
+
+    def get_order(self, api_key: str, symbol: str, order_id: int | None, orig_client_order_id: str | None) -> Order:
+        self.account(api_key)
+        return self._find(api_key, symbol, order_id, orig_client_order_id, cancel=False)
+
+    def open_orders(self, api_key: str, symbol: str | None = None) -> list[Order]:
+        symbols = [self.spec(symbol).symbol] if symbol else list(self._open)
+        found = [o for s in symbols for o in self._open_of(api_key, s)]
+        return sorted(found, key=lambda o: o.order_id)
+
+    def all_orders(self, api_key: str, symbol: str) -> list[Order]:
+        spec = self.spec(symbol)
+        return [o for o in self.orders.values() if o.api_key == api_key and o.symbol == spec.symbol]
+
+    def trades_of(self, api_key: str, symbol: str) -> list[AccountTrade]:
+        spec = self.spec(symbol)
+        account = self.account(api_key)
+        mine = {o.order_id for o in self.orders.values() if o.api_key == account.api_key}
+        return [t for t in self.account_trades if t.symbol == spec.symbol and t.order_id in mine]
+
+    def record_market_trade(self, symbol: str, price: Decimal, qty: Decimal, buyer_is_maker: bool) -> None:
+        """A trade by other market participants (no account involved): feeds @trade and klines."""
+        spec = self.spec(symbol)
+        trade = MarketTrade(
+            spec.symbol, next(self._trade_ids[spec.symbol]), price, qty, self.clock_ms(), buyer_is_maker
+        )
+        for sink in self.trade_sinks:
+            sink(trade)
+
+    # --- internals ------------------------------------------------------------------------------
+
+    def validate_order(self, spec: SymbolSpec, request: OrderRequest) -> None:
+        if request.type in ("LIMIT", "LIMIT_MAKER"):
+            if request.type == "LIMIT" and request.time_in_force is None:
+                raise errors.mandatory("timeInForce")
+            if request.price is None:
+                raise errors.mandatory("price")
+            if request.quantity is None:
+                raise errors.mandatory("quantity")
+            if request.quote_order_qty is not None:
+                raise errors.not_required("quoteOrderQty")
+            spec.check_precision("price", request.price, spec.quote_precision)
+            spec.check_precision("quantity", request.quantity, spec.base_precision)
+            spec.check_price(request.price)
+            spec.check_lot(request.quantity, market=False)
+            spec.check_notional(request.price * request.quantity, market=False)
+            return
+        # MARKET
+        if request.time_in_force is not None:
+            raise errors.not_required("timeInForce")
+        if request.price is not None:
+            raise errors.not_required("price")
+        if request.quantity is None and request.quote_order_qty is None:
+            raise errors.BinanceError(
+                -1102, "Param 'quantity' or 'quoteOrderQty' must be sent, but both were empty/null!"
+            )
+        if request.quantity is not None and request.quote_order_qty is not None:
+            raise errors.BinanceError(-1106, "Parameter 'quoteOrderQty' sent when not required.")
+        if request.quantity is not None:
+            spec.check_precision("quantity", request.quantity, spec.base_precision)
+            spec.check_lot(request.quantity, market=True)
+        elif request.quote_order_qty is not None:
+            spec.check_precision("quoteOrderQty", request.quote_order_qty, spec.quote_precision)
+            if request.quote_order_qty <= 0:
+                raise errors.BinanceError(-1013, "Invalid quoteOrderQty.")
+
+    def _check_market_notional(
+        self, spec: SymbolSpec, book: OrderBook, request: OrderRequest, plan_qty: Decimal, plan_quote: Decimal
+    ) -> None:
+        if request.quote_order_qty is not None:
+            spec.check_notional(request.quote_order_qty, market=True)
+            if plan_qty == 0 and plan_quote == 0:
+                return
+            spec.check_lot(plan_qty, market=True)
+            return
+        reference = (plan_quote / plan_qty) if plan_qty else book.mid()
+        if reference is not None and request.quantity is not None:
+            spec.check_notional(reference * request.quantity, market=True)
+
+    def _plan(
+        self,
+        book: OrderBook,
+        side: OrderSide,
+        limit_price: Decimal | None,
+        quantity: Decimal | None,
+        quote_qty: Decimal | None,
+        spec: SymbolSpec,
+    ) -> list[Level]:
+        """The (price, qty) a taker would take, best first, without touching the book."""
+        levels = book.asks.levels() if side == "BUY" else book.bids.levels()
+        plan: list[Level] = []
+        left_qty = quantity
+        left_quote = quote_qty
+        for price, available in levels:
+            if limit_price is not None and (price > limit_price if side == "BUY" else price < limit_price):
+                break
+            if left_qty is not None:
+                take = min(available, left_qty)
+                left_qty -= take
+            else:
+                assert left_quote is not None
+                take = min(available, floor_to_step(left_quote / price, spec.step_size))
+                left_quote -= take * price
+            if take > 0:
+                plan.append((price, take))
+            if (left_qty is not None and left_qty <= 0) or (left_quote is not None and take < available):
+                break
+        return plan
+
+    def _consume(self, book: OrderBook, side: Side, price: Decimal, qty: Decimal) -> LevelChange | None:
+        if not self.consume_liquidity:
+            return None
+        remaining = book.side(side).get(price) - qty
+        return LevelChange(side, price, remaining if remaining > 0 else ZERO)
+
+    def _commission(
+        self, account: Account, spec: SymbolSpec, side: OrderSide, price: Decimal, qty: Decimal, rate: Decimal
+    ) -> tuple[Decimal, str]:
+        notional = price * qty
+        if account.pay_fees_in_bnb:
+            bnb_price = self._bnb_price(spec.quote_asset)
+            if bnb_price:
+                fee = round_fee(notional * rate * (1 - account.bnb_discount) / bnb_price)
+                if account.balance("BNB").free >= fee:
+                    return fee, "BNB"
+        # Binance charges the commission in the asset the order receives.
+        if side == "BUY":
+            return round_fee(qty * rate), spec.base_asset
+        return round_fee(notional * rate), spec.quote_asset
+
+    def _bnb_price(self, quote_asset: str) -> Decimal | None:
+        book = self.books.get(f"BNB{quote_asset}")
+        mid = book.mid() if book else None
+        return mid if mid else self.bnb_prices.get(quote_asset)
+
+    def _fill(self, order: Order, price: Decimal, qty: Decimal, *, is_maker: bool) -> Fill:
+        account = self.account(order.api_key)
+        spec = self.symbols[order.symbol]
+        base = account.balance(spec.base_asset)
+        quote = account.balance(spec.quote_asset)
+        now = self.clock_ms()
+        rate = account.maker_rate if is_maker else account.taker_rate
+        commission, commission_asset = self._commission(account, spec, order.side, price, qty, rate)
+        notional = price * qty
+        if order.side == "BUY":
+            if order.lock_asset:
+                release = order.price * qty
+                order.locked -= release
+                quote.locked -= release
+                quote.free += release - notional
+            else:
+                quote.free -= notional
+            base.free += qty
+        else:
+            if order.lock_asset:
+                order.locked -= qty
+                base.locked -= qty
+            else:
+                base.free -= qty
+            quote.free += notional
+        account.balance(commission_asset).free -= commission
+        trade_id = next(self._trade_ids[order.symbol])
+        fill = Fill(price, qty, commission, commission_asset, trade_id, now, is_maker)
+        order.fills.append(fill)
+        order.executed_qty += qty
+        order.cummulative_quote_qty += notional
+        order.status = "FILLED" if order.remaining <= 0 else "PARTIALLY_FILLED"
+        order.update_time = now
+        if not order.is_open:
+            self._release(order)
+            self._open[order.symbol].pop(order.order_id, None)
+        self.account_trades.append(
+            AccountTrade(
+                order.symbol,
+                trade_id,
+                order.order_id,
+                price,
+                qty,
+                commission,
+                commission_asset,
+                now,
+                order.side == "BUY",
+                is_maker,
+            )
+        )
+        self._emit_order(order, "TRADE", fill)
+        buyer_is_maker = is_maker == (order.side == "BUY")
+        trade = MarketTrade(order.symbol, trade_id, price, qty, now, buyer_is_maker)
+        for sink in self.trade_sinks:
+            sink(trade)
+        return fill
+
+    def _release(self, order: Order) -> None:
+        if order.lock_asset and order.locked:
+            balance = self.account(order.api_key).balance(order.lock_asset)
+            balance.locked -= order.locked
+            balance.free += order.locked
+            order.locked = ZERO
+
+    def _finish(self, order: Order, status: str) -> None:
+        order.status = status
+        order.update_time = self.clock_ms()
+        self._release(order)
+        self._open[order.symbol].pop(order.order_id, None)
+        self._emit_order(order, status)
+
+    def _match_resting(self, symbol: str) -> None:
+        resting = list(self._open.get(symbol, {}).values())
+        if not resting:
+            return
+        book = self.books[symbol]
+        buys = sorted((o for o in resting if o.side == "BUY"), key=lambda o: (-o.price, o.order_id))
+        sells = sorted((o for o in resting if o.side == "SELL"), key=lambda o: (o.price, o.order_id))
+        changes: list[LevelChange] = []
+        touched: dict[str, set[str]] = {}
+        consumed: dict[tuple[Side, Decimal], Decimal] = {}
+        passes: tuple[tuple[list[Order], Side], ...] = ((buys, "ask"), (sells, "bid"))
+        for orders, side in passes:
+            book_side = book.side(side)
+            for order in orders:
+                for price, available in list(book_side.levels()):
+                    crosses = price <= order.price if order.side == "BUY" else price >= order.price
+                    if not crosses or not order.is_open:
+                        break
+                    key = (side, price)
+                    left = available - consumed.get(key, ZERO)
+                    if left <= 0:
+                        continue
+                    fill_qty = min(left, order.remaining)
+                    fill = self._fill(order, order.price, fill_qty, is_maker=True)
+                    consumed[key] = consumed.get(key, ZERO) + fill_qty
+                    spec = self.symbols[symbol]
+                    touched.setdefault(order.api_key, set()).update(
+                        {spec.base_asset, spec.quote_asset, fill.commission_asset}
+                    )
+        for (side, price), qty in consumed.items():
+            change = self._consume(book, side, price, qty)
+            if change is not None:
+                changes.append(change)
+        for api_key, assets in touched.items():
+            account = self.account(api_key)
+            account.update_time = self.clock_ms()
+            self._emit_position(account, assets)
+        if changes:
+            self._book_changed(book, book.apply(changes))
+
+    def _open_of(self, api_key: str, symbol: str) -> list[Order]:
+        return [o for o in self._open.get(symbol, {}).values() if o.api_key == api_key]
+
+    def _find(
+        self, api_key: str, symbol: str, order_id: int | None, client_order_id: str | None, *, cancel: bool
+    ) -> Order:
+        spec = self.spec(symbol)
+        missing = errors.unknown_order_cancel() if cancel else errors.no_such_order()
+        if order_id is not None:
+            order = self.orders.get(order_id)
+            if order is None or order.api_key != api_key or order.symbol != spec.symbol:
+                raise missing
+            if client_order_id is not None and order.client_order_id != client_order_id:
+                raise missing
+            return order
+        if client_order_id is None:
+            raise errors.BinanceError(
+                -1102, "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!"
+            )
+        # newClientOrderId is unique among open orders only: prefer the open one, else the newest.
+        candidates = [
+            o
+            for o in self.orders.values()
+            if o.api_key == api_key and o.symbol == spec.symbol and o.client_order_id == client_order_id
+        ]
+        if not candidates:
+            raise missing
+        return max(candidates, key=lambda o: (o.is_open, o.order_id))
+
+    def _emit_user(self, api_key: str, event: dict) -> None:
+        for sink in self.user_event_sinks:
+            sink(api_key, event)
+
+    def _emit_order(self, order: Order, exec_type: str, fill: Fill | None = None) -> None:
+        event = render.execution_report(order, exec_type, self.clock_ms(), next(self._execution_ids), fill)
+        self._emit_user(order.api_key, event)
+
+    def _emit_position(self, account: Account, assets: Iterable[str]) -> None:
+        self._emit_user(account.api_key, render.account_position(account, assets, self.clock_ms()))
