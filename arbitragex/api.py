@@ -13,6 +13,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 
 from arbitragex.errors import DEFAULT_MESSAGES, ApplicationError, ErrorCode, http_status_for
+from arbitragex.money import InvalidAmount
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +52,8 @@ def _message_from_detail(detail: Any) -> str | None:
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, ApplicationError):
         return Response(exc.as_dict(), status=http_status_for(exc.code))
+    if isinstance(exc, InvalidAmount):
+        return Response(error_body(ErrorCode.INVALID_PARAMETER, str(exc)), status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, Http404 | ObjectDoesNotExist):
         return Response(error_body(ErrorCode.NOT_FOUND), status=status.HTTP_404_NOT_FOUND)
     if isinstance(exc, DjangoValidationError):

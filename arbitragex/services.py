@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -9,7 +10,10 @@ from django.core.cache import cache
 from django.db import transaction
 
 from arbitragex import config
+from arbitragex.errors import ApplicationError
 from arbitragex.models import AuditLog, SystemConfig
+
+logger = logging.getLogger(__name__)
 
 
 def audit_record(
@@ -30,22 +34,24 @@ def audit_record(
     )
 
 
+def _parse_or_default(name: str, raw: Any) -> Any:
+    spec = config.REGISTRY[name]
+    try:
+        return spec.parse(raw)
+    except ApplicationError:
+        # A row edited behind the registry's back must not stop trading decisions: use the default.
+        logger.warning("SystemConfig %s holds an invalid value %r; using the default %r", name, raw, spec.default)
+        return spec.default
+
+
 def config_values() -> dict[str, Any]:
     """Every typed config value: stored ones over the registry defaults, cached until a save."""
-    cached = cache.get(config.CACHE_KEY)
-    if cached is not None:
-        return {name: config.REGISTRY[name].parse(raw) for name, raw in cached.items() if name in config.REGISTRY}
-    stored = dict(SystemConfig.objects.values_list("key", "value"))
-    raw_values = {name: stored.get(name, key.to_json(key.default)) for name, key in config.REGISTRY.items()}
-    cache.set(config.CACHE_KEY, raw_values, timeout=config.CACHE_TTL)
-    values = {}
-    for name, raw in raw_values.items():
-        try:
-            values[name] = config.REGISTRY[name].parse(raw)
-        except Exception:
-            # A row edited behind the registry's back must not stop trading decisions: use the default.
-            values[name] = config.REGISTRY[name].default
-    return values
+    raw_values = cache.get(config.CACHE_KEY)
+    if raw_values is None:
+        stored = dict(SystemConfig.objects.values_list("key", "value"))
+        raw_values = {name: stored.get(name, key.to_json(key.default)) for name, key in config.REGISTRY.items()}
+        cache.set(config.CACHE_KEY, raw_values, timeout=config.CACHE_TTL)
+    return {name: _parse_or_default(name, raw) for name, raw in raw_values.items() if name in config.REGISTRY}
 
 
 def config_get(name: str) -> Any:

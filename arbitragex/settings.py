@@ -147,6 +147,7 @@ else:
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+FORMS_URLFIELD_ASSUME_HTTPS = True
 
 # --- Redis: cache, Celery broker and results, Channels layer --------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")

@@ -8,6 +8,7 @@ from decimal import Decimal
 
 from django.core.cache import cache
 from django.db import transaction
+from django.utils import timezone
 
 from arbitragex.db import db_errors, require_updated
 from arbitragex.errors import ApplicationError, ErrorCode
@@ -114,8 +115,9 @@ def order_update_filled(*, order_id: int, filled_qty: Decimal, avg_price: Decima
         return False
     updated = Order.objects.filter(pk=order.pk, filled_qty__lt=filled_qty).update(
         filled_qty=filled_qty,
-        avg_price=avg_price,
+        avg_price=avg_price if avg_price is not None else order.avg_price,
         cumulative_quote=to_storage(filled_qty * avg_price) if avg_price is not None else order.cumulative_quote,
+        updated_at=timezone.now(),
     )
     require_updated(updated, "order", order.pk)
     execution_cache_drop(order.execution_id)
