@@ -40,11 +40,11 @@ def _locked(account: str, symbol: str) -> RiskState:
     return row
 
 
-def _save(row: RiskState, figures: RiskFigures) -> RiskState:
+def _save(row: RiskState, figures: RiskFigures, *extra_fields: str) -> RiskState:
     for name in _FIGURE_FIELDS:
         value = getattr(figures, name)
         setattr(row, name, to_storage(value) if isinstance(value, Decimal) else value)
-    row.save(update_fields=[*_FIGURE_FIELDS, "updated_at"])
+    row.save(update_fields=[*_FIGURE_FIELDS, *extra_fields, "updated_at"])
     key = risk_cache_key(row.account, row.symbol)
     transaction.on_commit(lambda: cache.delete(key))
     return row
@@ -91,8 +91,7 @@ def risk_state_record_trade(
         thresholds or thresholds_from_config(),
     )
     row.total_trades += 1
-    row.save(update_fields=["total_trades"])
-    _save(row, figures)
+    _save(row, figures, "total_trades")
     if reason is not None:
         audit_record(action="breaker.trip", target=str(row), new={"reason": str(reason)}, actor_label="risk")
     return reason
@@ -132,13 +131,19 @@ def breaker_close(*, account: str = GLOBAL_SCOPE, symbol: str = "", actor: Any =
 def risk_daily_reset(*, today: date | None = None, actor: Any = None) -> int:
     """Zero the daily figures of every scope for a new UTC day. Idempotent per date."""
     day = today or timezone.now().date()
-    changed = 0
+    zeroed: dict[str, str] = {}
     for row in RiskState.objects.select_for_update().order_by("pk"):
         figures = figures_from_row(row)
         reset = breaker.daily_reset(figures, day)
         if reset != figures:
+            zeroed[row.scope] = str(figures.daily_pnl)
             _save(row, reset)
-            changed += 1
     if actor is not None:
-        audit_record(action="risk.daily_reset", target=str(day), actor=actor, new={"scopes": changed})
-    return changed
+        audit_record(
+            action="risk.daily_reset",
+            target=str(day),
+            actor=actor,
+            previous={"daily_pnl": zeroed},
+            new={"scopes": len(zeroed)},
+        )
+    return len(zeroed)
