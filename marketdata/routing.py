@@ -4,4 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-websocket_urlpatterns: list[Any] = []
+from django.urls import path
+
+from marketdata.consumers import MarketConsumer
+
+websocket_urlpatterns: list[Any] = [
+    path("ws/market/", MarketConsumer.as_asgi(), name="ws-market"),
+]

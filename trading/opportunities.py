@@ -1,0 +1,135 @@
+"""The default ``OPPORTUNITY_HANDLER``: record every detected opportunity, then hand it to execution.
+
+The stream calls ``opportunity_handle`` on a worker thread for each opportunity that survives the
+debounce. The row is written first (status DETECTED), in its own transaction, so an opportunity is
+recorded whatever happens next. With ``auto_execute`` on, the execution hook
+``trading.services.execution_create_from_opportunity(opportunity=...)`` runs when this build has it:
+
+- it returns: the row becomes TAKEN;
+- it raises ``ApplicationError`` (risk refused, balance short, breaker open...): the row becomes
+  REJECTED with the error's code and message;
+- any other exception: REJECTED as an internal error, and the exception is logged.
+
+Without the hook, or with ``auto_execute`` off, the row stays DETECTED.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from django.db import transaction
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
+from django.utils.module_loading import import_string
+
+from arbitragex.errors import ApplicationError, ErrorCode
+from arbitragex.money import to_storage
+from arbitragex.services import config_values
+from marketdata.klines import ms_to_datetime
+from marketdata.models import Venue
+from marketdata.stream.handoff import HandlerResult
+from marketdata.types import DetectedOpportunity
+from trading.enums import OpportunityStatus
+from trading.models import ArbitrageOpportunity
+
+__all__ = ["EXECUTION_HOOK", "opportunity_handle", "opportunity_record", "venue_ids_cache_clear"]
+
+logger = logging.getLogger(__name__)
+
+EXECUTION_HOOK = "trading.services.execution_create_from_opportunity"
+
+_REASON_MAX = ArbitrageOpportunity._meta.get_field("reject_reason").max_length or 300
+_VENUE_IDS_TTL_S = 60.0
+_venue_ids: dict[str, int] = {}
+_venue_ids_loaded_at = 0.0
+
+
+def venue_ids_cache_clear() -> None:
+    global _venue_ids_loaded_at
+    _venue_ids.clear()
+    _venue_ids_loaded_at = 0.0
+
+
+@receiver(post_save, sender=Venue, dispatch_uid="trading.opportunities.venue_saved")
+@receiver(post_delete, sender=Venue, dispatch_uid="trading.opportunities.venue_deleted")
+def _venue_changed(**kwargs: Any) -> None:
+    venue_ids_cache_clear()
+
+
+def _venue_id(code: str) -> int:
+    """The pk of a venue by code, from a small per-process cache (a handler call per opportunity
+    would otherwise look both venues up every time)."""
+    global _venue_ids_loaded_at
+    now = time.monotonic()
+    if now - _venue_ids_loaded_at > _VENUE_IDS_TTL_S or code not in _venue_ids:
+        _venue_ids.clear()
+        _venue_ids.update(Venue.objects.values_list("code", "id"))
+        _venue_ids_loaded_at = now
+    try:
+        return _venue_ids[code]
+    except KeyError:
+        raise ApplicationError(ErrorCode.NOT_FOUND, f"unknown venue {code!r}", {"venue": code}) from None
+
+
+def opportunity_record(*, detected: DetectedOpportunity) -> ArbitrageOpportunity:
+    """Write the DETECTED row of a detected opportunity (epoch milliseconds become aware datetimes)."""
+    return ArbitrageOpportunity.objects.create(
+        symbol=detected.symbol,
+        buy_venue_id=_venue_id(detected.buy_venue),
+        sell_venue_id=_venue_id(detected.sell_venue),
+        buy_price=detected.buy_price,
+        sell_price=detected.sell_price,
+        buy_qty_available=detected.buy_qty_available,
+        sell_qty_available=detected.sell_qty_available,
+        quantity=detected.quantity,
+        gross_rate=detected.gross_rate,
+        net_rate=detected.net_rate,
+        estimated_profit=to_storage(detected.estimated_profit),
+        detected_at=ms_to_datetime(detected.detected_ts_ms),
+        buy_quote_age_ms=detected.buy_quote_age_ms,
+        sell_quote_age_ms=detected.sell_quote_age_ms,
+        status=OpportunityStatus.DETECTED,
+    )
+
+
+def _execution_hook() -> Callable[..., Any] | None:
+    try:
+        return import_string(EXECUTION_HOOK)  # type: ignore[no-any-return]
+    except ImportError:
+        return None
+
+
+def _mark(opportunity: ArbitrageOpportunity, status: str, code: int | None = None, reason: str = "") -> None:
+    # Only a row still DETECTED moves: the execution hook may already have settled it itself.
+    ArbitrageOpportunity.objects.filter(pk=opportunity.pk, status=OpportunityStatus.DETECTED).update(
+        status=status, reject_code=code, reject_reason=reason[:_REASON_MAX]
+    )
+
+
+def opportunity_handle(detected: DetectedOpportunity) -> HandlerResult:
+    """Record a detected opportunity and, with ``auto_execute`` on, try to execute it."""
+    with transaction.atomic():
+        opportunity = opportunity_record(detected=detected)
+    if not config_values()["auto_execute"]:
+        return HandlerResult(opportunity.pk, OpportunityStatus.DETECTED)
+    hook = _execution_hook()
+    if hook is None:
+        return HandlerResult(opportunity.pk, OpportunityStatus.DETECTED)
+    try:
+        execution = hook(opportunity=opportunity)
+    except ApplicationError as exc:
+        _mark(opportunity, OpportunityStatus.REJECTED, int(exc.code), exc.message)
+        return HandlerResult(opportunity.pk, OpportunityStatus.REJECTED, int(exc.code), exc.message[:_REASON_MAX])
+    except Exception as exc:
+        logger.exception("execution hook failed for opportunity %s", opportunity.pk)
+        reason = f"internal error: {type(exc).__name__}"
+        _mark(opportunity, OpportunityStatus.REJECTED, int(ErrorCode.INTERNAL_ERROR), reason)
+        return HandlerResult(opportunity.pk, OpportunityStatus.REJECTED, int(ErrorCode.INTERNAL_ERROR), reason)
+    _mark(opportunity, OpportunityStatus.TAKEN)
+    execution_id = getattr(execution, "pk", None)
+    return HandlerResult(
+        opportunity.pk, OpportunityStatus.TAKEN, execution_id=str(execution_id) if execution_id is not None else None
+    )
