@@ -1,6 +1,9 @@
 from __future__ import annotations
 
-from django.contrib import admin
+from asgiref.sync import async_to_sync
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
 
 from arbitragex.admin_utils import LargeTableAdmin
 from marketdata.models import Instrument, Kline, Venue
@@ -28,6 +31,21 @@ class VenueAdmin(admin.ModelAdmin):
         ("Health", {"fields": ["last_event_at", "reconnect_count", "used_weight", "banned_until"]}),
         ("Audit", {"fields": ["created_at", "updated_at"]}),
     ]
+    actions = ["test_connectivity"]
+
+    @admin.action(description="Test connectivity")
+    def test_connectivity(self, request: HttpRequest, queryset: QuerySet[Venue]) -> None:
+        # The check goes through trading's gateway; imported here so that marketdata itself keeps
+        # not depending on trading (the admin is an edge).
+        from trading.gateways.binance import venue_connectivity_check
+
+        for venue in queryset:
+            if venue.kind != Venue.Kind.BINANCE:
+                self.message_user(request, f"{venue.code}: a {venue.kind} venue has no connection to test",
+                                  messages.WARNING)  # fmt: skip
+                continue
+            report = async_to_sync(venue_connectivity_check)(venue)
+            self.message_user(request, report.summary(), messages.SUCCESS if report.ok else messages.ERROR)
 
 
 @admin.register(Instrument)

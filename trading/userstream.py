@@ -1,0 +1,431 @@
+"""User data streams: order and balance updates of live Binance accounts, as they happen.
+
+Binance removed the REST listenKey on 2026-02-20; user data now arrives over the WebSocket API
+(``userDataStream.subscribe.signature``), which python-binance's ``BinanceSocketManager.user_socket()``
+uses. Each event is turned into plain values and handed to a ``UserDataHandler``:
+
+- ``executionReport`` -> ``OrderReport`` (cumulative filled ``z`` and quote ``Z``, and the fill of a
+  TRADE: trade id ``t``, price ``L``, qty ``l``, commission ``n`` in ``N``, maker ``m``, time ``T``);
+- ``outboundAccountPosition`` -> ``list[BalanceReport]``.
+
+What python-binance does not do, ``UserDataStream`` does: it notices a silent connection (no event
+and no pong to a WebSocket-API ``ping`` within ``watchdog_s``), a dropped one (python-binance then
+reconnects the WebSocket-API connection but not the subscription, and puts an error event in the
+queue), and ``eventStreamTerminated``; each time it drops the client, waits a backoff with jitter,
+and subscribes again on a fresh connection (which also takes a fresh clock offset). Events missed
+meanwhile are not replayed by Binance: ``on_resubscribed`` tells the handler, and order polling
+compensates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from asgiref.sync import sync_to_async
+from binance import AsyncClient
+from binance.exceptions import BinanceAPIException
+from django.db import close_old_connections
+
+from arbitragex.errors import ApplicationError, NotFoundError
+from arbitragex.money import to_decimal
+from marketdata.feeds.binance import backoff_delay, socket_close, socket_manager_create
+from trading.enums import OrderSide, OrderStatus
+from trading.gateways.base import BalanceReport, FillReport, FinalVenueError, OrderReport, VenueError
+from trading.gateways.binance import Call, VenueConnection, classify
+from trading.ratelimit import RateLimiter
+from trading.state_machine import UpdateSource, status_from_binance
+
+if TYPE_CHECKING:
+    from trading.models import ExchangeAccount
+
+__all__ = [
+    "LoggingHandler",
+    "ServicesHandler",
+    "UserDataHandler",
+    "UserDataStream",
+    "UserStreamSettings",
+    "balances_from_account_position",
+    "order_report_from_execution",
+    "userdata_handler_default",
+    "userstreams_run",
+]
+
+logger = logging.getLogger(__name__)
+
+ORDER_APPLY_UPDATE = "trading.orders.order_apply_update"
+WEIGHT_CONNECT = 2  # AsyncClient.create(): ping and server time
+WEIGHT_SUBSCRIBE = 2
+WEIGHT_PING = 1
+
+
+# --- events -> reports -------------------------------------------------------------------------------------
+
+
+def _dec(event: Mapping[str, Any], key: str) -> Decimal:
+    return to_decimal(event[key], field=key)
+
+
+def order_report_from_execution(event: Mapping[str, Any]) -> OrderReport:
+    """An ``executionReport`` as an ``OrderReport``; raises ValueError/KeyError/TypeError (or the
+    state machine's VENUE_BAD_PAYLOAD) on a malformed event."""
+    filled = _dec(event, "z")
+    status = status_from_binance(str(event["X"]))
+    if status is None:  # PENDING_CANCEL: the order is still open
+        status = OrderStatus.PARTIALLY_FILLED if filled > 0 else OrderStatus.SUBMITTED
+    # On a cancel, "c" is the cancel request's own client id and "C" the cancelled order's.
+    original = event.get("C")
+    client_order_id = str(original) if original else str(event["c"])
+    trade_id = event.get("t")
+    fills: tuple[FillReport, ...] = ()
+    if event.get("x") == "TRADE" and type(trade_id) is int and trade_id >= 0:
+        fills = (
+            FillReport(
+                trade_id=str(trade_id),
+                price=_dec(event, "L"),
+                qty=_dec(event, "l"),
+                commission=_dec(event, "n"),
+                commission_asset=str(event["N"] or ""),
+                is_maker=bool(event["m"]),
+                time_ms=_int(event["T"]),
+            ),
+        )
+    price = _dec(event, "p")
+    return OrderReport(
+        client_order_id=client_order_id,
+        exchange_order_id=str(_int(event["i"])),
+        symbol=str(event["s"]),
+        side=OrderSide(str(event["S"])),
+        status=status,
+        quantity=_dec(event, "q"),
+        filled_qty=filled,
+        cumulative_quote=_dec(event, "Z"),
+        price=price if price > 0 else None,
+        update_time_ms=_int(event["T"]),
+        fills=fills,
+    )
+
+
+def balances_from_account_position(event: Mapping[str, Any]) -> list[BalanceReport]:
+    """An ``outboundAccountPosition``: the balances that changed, as they now are."""
+    return [BalanceReport(asset=str(row["a"]), free=_dec(row, "f"), locked=_dec(row, "l")) for row in event["B"]]
+
+
+def _int(value: Any) -> int:
+    if type(value) is not int:
+        raise ValueError(f"expected an integer, got {value!r}")
+    return value
+
+
+# --- handlers ------------------------------------------------------------------------------------------
+
+
+class UserDataHandler:
+    """What a user data stream hands its events to. Called in event order, one at a time; an
+    exception is logged and the stream goes on."""
+
+    async def on_order_report(self, account_id: int, report: OrderReport) -> None:
+        raise NotImplementedError
+
+    async def on_balances(self, account_id: int, balances: list[BalanceReport]) -> None:
+        raise NotImplementedError
+
+    async def on_resubscribed(self, account_id: int) -> None:
+        """The stream was re-established: events may have been missed meanwhile."""
+
+
+class LoggingHandler(UserDataHandler):
+    async def on_order_report(self, account_id: int, report: OrderReport) -> None:
+        logger.info("account %s: %s %s %s filled %s/%s (%d fills)", account_id, report.symbol,
+                    report.client_order_id, report.status, report.filled_qty, report.quantity,
+                    len(report.fills))  # fmt: skip
+
+    async def on_balances(self, account_id: int, balances: list[BalanceReport]) -> None:
+        logger.info("account %s: balances %s", account_id,
+                    ", ".join(f"{b.asset} {b.free}/{b.locked}" for b in balances))  # fmt: skip
+
+    async def on_resubscribed(self, account_id: int) -> None:
+        logger.info("account %s: user data stream resubscribed; order polling covers the gap", account_id)
+
+
+class ServicesHandler(LoggingHandler):
+    """Hands order reports to the order lifecycle service ``order_apply_update`` (on Django's
+    thread), with the keyword arguments it accepts among ``account_id``, ``report`` and ``source``;
+    balances are logged."""
+
+    def __init__(self, order_apply_update: Callable[..., Any]) -> None:
+        self.order_apply_update = order_apply_update
+        accepted = inspect.signature(order_apply_update).parameters
+        self._accepts = {name for name in ("account_id", "report", "source") if name in accepted}
+
+    async def on_order_report(self, account_id: int, report: OrderReport) -> None:
+        values: dict[str, Any] = {"account_id": account_id, "report": report, "source": UpdateSource.STREAM}
+        kwargs = {name: value for name, value in values.items() if name in self._accepts}
+        try:
+            await sync_to_async(self._apply)(**kwargs)
+        except NotFoundError:
+            # An order placed by hand on the venue (or by another system) is not ours to follow.
+            logger.info("account %s: order %s %s is not one of ours", account_id, report.symbol, report.client_order_id)
+
+    def _apply(self, **kwargs: Any) -> Any:
+        # A long-running process must notice a connection the database dropped; requests do this
+        # through Django's request signals, which a stream never sends.
+        close_old_connections()
+        return self.order_apply_update(**kwargs)
+
+
+def userdata_handler_default() -> UserDataHandler:
+    """``ServicesHandler`` when ``trading.orders.order_apply_update`` exists, else ``LoggingHandler``."""
+    module_path, _, name = ORDER_APPLY_UPDATE.rpartition(".")
+    try:
+        module = __import__(module_path, fromlist=[name])
+    except ModuleNotFoundError as exc:
+        if exc.name != module_path:
+            raise
+        logger.warning("%s is not available: user data events are only logged", ORDER_APPLY_UPDATE)
+        return LoggingHandler()
+    service = getattr(module, name, None)
+    if service is None:
+        logger.warning("%s is not available: user data events are only logged", ORDER_APPLY_UPDATE)
+        return LoggingHandler()
+    return ServicesHandler(service)
+
+
+# --- the stream -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class UserStreamSettings:
+    ping_interval_s: float = 30.0  # with no event for this long, send a WebSocket-API ping
+    watchdog_s: float = 90.0  # no event and no pong for this long: reconnect
+    ping_timeout_s: float = 10.0
+    reconnect_min_s: float = 1.0
+    reconnect_max_s: float = 60.0
+    stable_after_s: float = 60.0
+    subscribe_timeout_s: float = 20.0
+    close_timeout_s: float = 3.0
+    request_timeout_s: float = 10.0
+
+
+_TERMINATED = "eventStreamTerminated"
+
+
+class UserDataStream:
+    """The user data stream of one live account, until ``stop()``."""
+
+    def __init__(
+        self,
+        account: ExchangeAccount,
+        handler: UserDataHandler,
+        *,
+        stream_settings: UserStreamSettings | None = None,
+        limiter: RateLimiter | None = None,
+    ) -> None:
+        self.account_id: int = account.pk
+        self.account_name = account.name
+        self.connection = VenueConnection.of(account.venue)
+        self._api_key = account.api_key
+        self._api_secret = account.get_api_secret()
+        self.handler = handler
+        self.settings = stream_settings or UserStreamSettings()
+        self.limiter = limiter or RateLimiter(self.connection.code, account.pk, max_wait_s=60.0)
+        self.stats: dict[str, int] = dict.fromkeys(
+            ("subscriptions", "reconnects", "order_reports", "balance_updates", "ignored", "malformed",
+             "handler_errors", "pings", "silences", "terminations", "errors"), 0,
+        )  # fmt: skip
+        self.connected = asyncio.Event()
+        self._stop = asyncio.Event()
+
+    @property
+    def label(self) -> str:
+        return f"{self.connection.code}/{self.account_name}"
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        s = self.settings
+        failures = 0
+        first = True
+        while not self._stop.is_set():
+            connected_at: float | None = None
+            reason = "stopped"
+            pause_s = 0.0
+            level = logging.WARNING
+            client: AsyncClient | None = None
+            socket: Any = None
+            try:
+                await self.limiter.acquire_async(WEIGHT_CONNECT + WEIGHT_SUBSCRIBE)
+                client = await self._client_create()
+                socket = socket_manager_create(client, self.connection.stream_url).user_socket()
+                await asyncio.wait_for(socket.__aenter__(), s.subscribe_timeout_s)
+                connected_at = time.monotonic()
+                self.stats["subscriptions"] += 1
+                self.connected.set()
+                logger.info("%s: user data stream subscribed", self.label)
+                if not first:
+                    await self._handle(self.handler.on_resubscribed(self.account_id))
+                first = False
+                reason = await self._pump(client, socket)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                error = exc if isinstance(exc, VenueError) else self._classified(exc)
+                reason = f"{type(error).__name__}: {error}"
+                # A ban or a Retry-After: nothing may be sent before it has passed.
+                pause_s = float(getattr(error, "retry_after_s", None) or 0.0)
+                if isinstance(error, FinalVenueError):
+                    level = logging.ERROR  # a refused key or signature will not heal by itself
+            finally:
+                self.connected.clear()
+                await self._teardown(client, socket, polite=self._stop.is_set() and reason == "stopped")
+            if self._stop.is_set():
+                break
+            self.stats["reconnects"] += 1
+            if connected_at is not None and time.monotonic() - connected_at >= s.stable_after_s:
+                failures = 0
+            delay = max(backoff_delay(failures, s.reconnect_min_s, s.reconnect_max_s), pause_s)
+            failures += 1
+            logger.log(level, "%s: user data stream %s; resubscribing in %.1f s", self.label, reason, delay)
+            await self._sleep(delay)
+
+    def _classified(self, exc: BaseException) -> BaseException:
+        if isinstance(exc, BinanceAPIException | OSError | asyncio.TimeoutError):
+            return classify(exc, venue=self.connection.code, operation="user data subscribe", call=Call.READ)
+        return exc
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), seconds)
+
+    async def _client_create(self) -> AsyncClient:
+        client = await self.connection.client_create(self._api_key, self._api_secret, self.settings.request_timeout_s)
+        # python-binance reconnects a dropped WebSocket-API connection by itself but not its
+        # subscriptions, and would race the teardown below; this stream reconnects and resubscribes.
+        client.ws_api.MAX_RECONNECTS = 0
+        return client
+
+    async def _teardown(self, client: AsyncClient | None, socket: Any, *, polite: bool) -> None:
+        s = self.settings
+        if socket is not None:
+            if not polite:
+                # python-binance would send userDataStream.unsubscribe on a connection that may be
+                # dead and wait its full request timeout; the subscription dies with the connection.
+                socket._subscription_id = None
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(socket.__aexit__(None, None, None), s.close_timeout_s)
+        if client is not None:
+            if client.ws_api is not None:
+                await socket_close(client.ws_api, s.close_timeout_s)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(client.close_connection(), s.close_timeout_s)
+
+    async def _pump(self, client: AsyncClient, socket: Any) -> str:
+        """Hand events on until the stream ends, fails or falls silent; returns why."""
+        s = self.settings
+        last_alive = time.monotonic()
+        stop_wait = asyncio.ensure_future(self._stop.wait())
+        try:
+            while True:
+                receive = asyncio.ensure_future(socket.recv())
+                done, _ = await asyncio.wait({receive, stop_wait}, timeout=s.ping_interval_s,
+                                             return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+                if stop_wait in done:
+                    receive.cancel()
+                    return "stopped"
+                if receive in done:
+                    reason = await self._on_event(receive.result())
+                    last_alive = time.monotonic()
+                    if reason is not None:
+                        return reason
+                    continue
+                receive.cancel()
+                if await self._pong(client):
+                    last_alive = time.monotonic()
+                elif time.monotonic() - last_alive >= s.watchdog_s:
+                    self.stats["silences"] += 1
+                    return f"silent: no event and no pong for {time.monotonic() - last_alive:.1f} s"
+        finally:
+            stop_wait.cancel()
+
+    async def _pong(self, client: AsyncClient) -> bool:
+        try:
+            await self.limiter.acquire_async(WEIGHT_PING, max_wait_s=0)
+            await asyncio.wait_for(client.ws_ping(), self.settings.ping_timeout_s)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            logger.info("%s: WebSocket-API ping unanswered: %s: %s", self.label, type(exc).__name__, exc)
+            return False
+        self.stats["pings"] += 1
+        return True
+
+    async def _on_event(self, event: Any) -> str | None:
+        """Hand one event on; returns a reason when the subscription is over."""
+        if type(event) is not dict:
+            self.stats["malformed"] += 1
+            return None
+        kind = event.get("e")
+        if kind == "error":
+            self.stats["errors"] += 1
+            return f"{event.get('type')}: {event.get('m', '')}"
+        if kind == _TERMINATED:
+            self.stats["terminations"] += 1
+            return "terminated by the venue (eventStreamTerminated)"
+        try:
+            if kind == "executionReport":
+                report = order_report_from_execution(event)
+                self.stats["order_reports"] += 1
+                await self._handle(self.handler.on_order_report(self.account_id, report))
+            elif kind == "outboundAccountPosition":
+                balances = balances_from_account_position(event)
+                self.stats["balance_updates"] += 1
+                await self._handle(self.handler.on_balances(self.account_id, balances))
+            else:
+                # balanceUpdate (deposits, transfers) is followed by an outboundAccountPosition.
+                self.stats["ignored"] += 1
+        except (KeyError, TypeError, ValueError, ApplicationError) as exc:
+            # ApplicationError: status_from_binance's VENUE_BAD_PAYLOAD for a status Binance never sends.
+            self._malformed(kind, exc)
+        return None
+
+    def _malformed(self, kind: Any, exc: BaseException) -> None:
+        self.stats["malformed"] += 1
+        logger.warning("%s: malformed %s event skipped: %s", self.label, kind, exc)
+
+    async def _handle(self, call: Any) -> None:
+        try:
+            await call
+        except Exception:
+            self.stats["handler_errors"] += 1
+            logger.exception("%s: user data handler failed", self.label)
+
+
+async def userstreams_run(
+    accounts: Sequence[ExchangeAccount],
+    handler: UserDataHandler,
+    *,
+    stream_settings: UserStreamSettings | None = None,
+    duration_s: float | None = None,
+    stop: asyncio.Event | None = None,
+) -> list[UserDataStream]:
+    """Run the user data stream of each account until ``stop`` is set (or ``duration_s`` passes)."""
+    streams = [UserDataStream(account, handler, stream_settings=stream_settings) for account in accounts]
+    tasks = [asyncio.create_task(stream.run(), name=f"userstream:{stream.label}") for stream in streams]
+    stop = stop or asyncio.Event()
+    try:
+        await asyncio.wait_for(stop.wait(), duration_s)
+    except TimeoutError:
+        pass
+    finally:
+        for stream in streams:
+            stream.stop()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    return streams
