@@ -108,3 +108,181 @@ def execution_statistics(*, start: datetime, end: datetime, symbol: str | None =
 
 def orders_by_execution(*, execution_id: uuid.UUID | str) -> list[Order]:
     return list(Order.objects.filter(execution_id=uuid.UUID(str(execution_id))).order_by("created_at", "id"))
+
+
+# Imports of the lifecycle's selectors below.
+from trading.enums import EXECUTION_OPEN_STATUSES  # noqa: E402
+from trading.models import ExchangeAccount  # noqa: E402
+
+
+def executions_open_count() -> int:
+    """Executions not yet in a terminal status, for the ``max_open_executions`` check."""
+    return TradeExecution.objects.filter(status__in=EXECUTION_OPEN_STATUSES).count()
+
+
+def account_for_venue(*, venue_id: int) -> ExchangeAccount | None:
+    """The account that trades on a venue: its enabled account with the lowest pk."""
+    accounts = ExchangeAccount.objects.filter(venue_id=venue_id, enabled=True).select_related("venue")
+    return accounts.order_by("pk").first()
+
+
+# --- Reads of the REST API (trading/api) ----------------------------------------------------------------------
+from collections.abc import Mapping  # noqa: E402
+from datetime import UTC  # noqa: E402
+from typing import Any  # noqa: E402
+
+from django.db.models import Prefetch  # noqa: E402
+from django.db.models.functions import TruncDay  # noqa: E402
+
+from arbitragex.money import MONEY_CONTEXT, to_storage  # noqa: E402
+from trading.models import AccountBalance, ArbitrageOpportunity, Fill  # noqa: E402
+
+
+def executions_list() -> QuerySet[TradeExecution]:
+    """Executions with what a list row shows (venue codes, account names, creator) joined in."""
+    return TradeExecution.objects.select_related(
+        "buy_venue", "sell_venue", "buy_account", "sell_account", "created_by"
+    ).order_by("-started_at", "-id")
+
+
+def execution_detail(*, execution_id: uuid.UUID | str) -> TradeExecution:
+    """One execution from the database with its orders and their fills: three queries, whatever the
+    number of orders and fills."""
+    orders = Order.objects.select_related("account", "venue").order_by("created_at", "id")
+    fills = Fill.objects.order_by("filled_at", "id")
+    queryset = executions_list().prefetch_related(
+        Prefetch("orders", queryset=orders), Prefetch("orders__fills", queryset=fills)
+    )
+    with db_errors("execution"):
+        return queryset.get(pk=uuid.UUID(str(execution_id)))
+
+
+def orders_list() -> QuerySet[Order]:
+    return Order.objects.select_related("account", "venue").order_by("-id")
+
+
+def opportunities_list() -> QuerySet[ArbitrageOpportunity]:
+    return ArbitrageOpportunity.objects.select_related("buy_venue", "sell_venue").order_by("-detected_at", "-id")
+
+
+def balances_list() -> QuerySet[AccountBalance]:
+    return AccountBalance.objects.select_related("account__venue").order_by("account__name", "asset")
+
+
+STATISTICS_GROUPS = ("day", "symbol")
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionFigures:
+    """Sums and counts of a set of executions; the rates are derived from them exactly (Decimal).
+
+    ``settled`` counts the executions with an actual profit recorded; the average profit and the win
+    rate are over those, and None while there is none.
+    """
+
+    key: str | None
+    total: int = 0
+    completed: int = 0
+    failed: int = 0
+    settled: int = 0
+    wins: int = 0
+    total_expected_profit: Decimal = Decimal(0)
+    total_actual_profit: Decimal = Decimal(0)
+    total_fees: Decimal = Decimal(0)
+
+    @property
+    def average_profit(self) -> Decimal | None:
+        if not self.settled:
+            return None
+        return to_storage(MONEY_CONTEXT.divide(self.total_actual_profit, Decimal(self.settled)))
+
+    @property
+    def win_rate(self) -> Decimal | None:
+        if not self.settled:
+            return None
+        return to_storage(MONEY_CONTEXT.divide(Decimal(self.wins), Decimal(self.settled)))
+
+    def plus(self, other: ExecutionFigures) -> ExecutionFigures:
+        return ExecutionFigures(
+            key=self.key,
+            total=self.total + other.total,
+            completed=self.completed + other.completed,
+            failed=self.failed + other.failed,
+            settled=self.settled + other.settled,
+            wins=self.wins + other.wins,
+            total_expected_profit=self.total_expected_profit + other.total_expected_profit,
+            total_actual_profit=self.total_actual_profit + other.total_actual_profit,
+            total_fees=self.total_fees + other.total_fees,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionStatisticsReport:
+    start: datetime
+    end: datetime
+    symbol: str | None
+    group_by: str | None
+    summary: ExecutionFigures
+    groups: list[ExecutionFigures]
+
+
+def _figures(key: str | None, row: Mapping[str, Any]) -> ExecutionFigures:
+    zero = Decimal(0)
+    return ExecutionFigures(
+        key=key,
+        total=row["total"] or 0,
+        completed=row["completed"] or 0,
+        failed=row["failed"] or 0,
+        settled=row["settled"] or 0,
+        wins=row["wins"] or 0,
+        total_expected_profit=row["expected"] or zero,
+        total_actual_profit=row["actual"] or zero,
+        total_fees=row["fees"] or zero,
+    )
+
+
+def execution_statistics_report(
+    *, start: datetime, end: datetime, symbol: str | None = None, group_by: str | None = None
+) -> ExecutionStatisticsReport:
+    """Execution figures over ``start <= started_at < end``, optionally per UTC day or per symbol.
+
+    One SQL query either way: a single aggregate, or one grouped aggregate (``TruncDay`` for days)
+    whose groups are then added up for the summary, since every figure is a sum or a count.
+    """
+    if start.tzinfo is None or end.tzinfo is None:
+        raise ApplicationError(ErrorCode.INVALID_PARAMETER, "start and end must be timezone-aware")
+    if start > end:
+        raise ApplicationError(
+            ErrorCode.INVALID_PARAMETER, "start: must not be after end", {"start": [start.isoformat()]}
+        )
+    if group_by is not None and group_by not in STATISTICS_GROUPS:
+        raise ApplicationError(ErrorCode.INVALID_PARAMETER, f"group_by: must be one of {', '.join(STATISTICS_GROUPS)}")
+    queryset = TradeExecution.objects.filter(started_at__gte=start, started_at__lt=end)
+    if symbol:
+        queryset = queryset.filter(symbol=symbol)
+    aggregates = {
+        "total": Count("id"),
+        "completed": Count("id", filter=Q(status=ExecutionStatus.COMPLETED)),
+        "failed": Count("id", filter=Q(status=ExecutionStatus.FAILED)),
+        "settled": Count("id", filter=Q(actual_profit__isnull=False)),
+        "wins": Count("id", filter=Q(actual_profit__gt=0)),
+        "expected": Sum("expected_profit"),
+        "actual": Sum("actual_profit"),
+        "fees": Sum("fees_quote"),
+    }
+    with db_errors("execution statistics"):
+        if group_by is None:
+            summary = _figures(None, queryset.aggregate(**aggregates))
+            return ExecutionStatisticsReport(start, end, symbol, None, summary, [])
+        if group_by == "day":
+            days: Any = queryset.annotate(day=TruncDay("started_at", tzinfo=UTC)).values("day")
+            groups = [
+                _figures(row["day"].date().isoformat(), row) for row in days.annotate(**aggregates).order_by("day")
+            ]
+        else:
+            symbols: Any = queryset.values("symbol")
+            groups = [_figures(row["symbol"], row) for row in symbols.annotate(**aggregates).order_by("symbol")]
+    summary = ExecutionFigures(key=None)
+    for group in groups:
+        summary = summary.plus(group)
+    return ExecutionStatisticsReport(start, end, symbol, group_by, summary, groups)

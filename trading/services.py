@@ -122,3 +122,21 @@ def order_update_filled(*, order_id: int, filled_qty: Decimal, avg_price: Decima
     require_updated(updated, "order", order.pk)
     execution_cache_drop(order.execution_id)
     return True
+
+
+# The trade lifecycle's entry points, re-exported so that callers name them by their room.
+from trading.cancel import execution_cancel  # noqa: E402
+from trading.executions import execution_create, execution_create_from_opportunity  # noqa: E402
+from trading.orders import order_apply_update  # noqa: E402
+
+__all__ = [
+    "execution_cache_drop",
+    "execution_cancel",
+    "execution_create",
+    "execution_create_from_opportunity",
+    "execution_record_actual_profit",
+    "execution_update_status",
+    "order_apply_update",
+    "order_update_filled",
+    "order_update_status",
+]

@@ -1,0 +1,218 @@
+"""Account balances: reservations for executions, and the sync of free/locked from the venues.
+
+``reserved`` is what executions hold locally on top of what the venue knows: the quote asset of a buy
+leg and the base asset of a sell leg, from creation until the execution ends. Every change locks the
+rows it touches in primary-key order (``select_for_update(of=("self",))``), the same order the paper
+venue uses, so that two writers never wait on each other in opposite orders.
+
+Sync: for a live account the venue's ``free``/``locked`` replace the local ones. Before that, the
+venue's total is compared with what the local figures plus the fills recorded since the last sync
+say it should be; the difference is drift (a deposit, a withdrawal, a trade we did not place), which
+becomes a ``BALANCE_DRIFT`` incident, and drift above ``reconcile_drift_threshold`` trips the breaker.
+A paper account's balance rows are the simulated venue itself: they are never overwritten, only
+marked as synced.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal, localcontext
+
+from asgiref.sync import async_to_sync
+from django.core.cache import cache
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from arbitragex.money import MONEY_CONTEXT, ZERO, fmt, to_storage
+from arbitragex.services import config_values
+from risk.breaker import TripReason
+from risk.services import breaker_open
+from trading.enums import ORDER_OPEN_STATUSES, AccountMode, IncidentKind, OrderSide
+from trading.gateways import gateway_for
+from trading.gateways.base import BalanceReport, Gateway, VenueError
+from trading.gateways.paper import balance_cache_key
+from trading.models import AccountBalance, ExchangeAccount, Fill, Incident, Order
+
+__all__ = [
+    "BalanceDrift",
+    "GatewayFactory",
+    "account_balances_sync",
+    "balances_lock",
+    "balances_release",
+    "balances_sync",
+]
+
+logger = logging.getLogger(__name__)
+
+GatewayFactory = Callable[[ExchangeAccount], Gateway]
+
+
+def balance_cache_drop_on_commit(pairs: Iterable[tuple[int, str]]) -> None:
+    keys = sorted({balance_cache_key(account_id, asset) for account_id, asset in pairs})
+    if keys:
+        transaction.on_commit(lambda: cache.delete_many(keys))
+
+
+def balances_lock(pairs: Iterable[tuple[int, str]]) -> dict[tuple[int, str], AccountBalance]:
+    """Lock the existing balance rows of (account id, asset) pairs, in pk order. Call inside a transaction."""
+    wanted = set(pairs)
+    if not wanted:
+        return {}
+    condition = Q()
+    for account_id, asset in wanted:
+        condition |= Q(account_id=account_id, asset=asset)
+    rows = AccountBalance.objects.select_for_update(of=("self",)).filter(condition).order_by("pk")
+    return {(row.account_id, row.asset): row for row in rows}
+
+
+def balances_release(*, reservations: Iterable[tuple[int, str, Decimal]]) -> None:
+    """Give back what executions reserved: (account id, asset, amount). Call inside a transaction.
+
+    A reservation never takes a row below zero: a balance row that an operator reset in the meantime
+    simply ends at zero.
+    """
+    amounts: dict[tuple[int, str], Decimal] = defaultdict(lambda: ZERO)
+    for account_id, asset, amount in reservations:
+        if amount > 0:
+            amounts[(account_id, asset)] += amount
+    rows = balances_lock(amounts)
+    for key, row in rows.items():
+        row.reserved = to_storage(max(ZERO, row.reserved - amounts[key]))
+        row.save(update_fields=["reserved", "updated_at"])
+    balance_cache_drop_on_commit(amounts)
+
+
+# --- sync ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BalanceDrift:
+    asset: str
+    expected: Decimal
+    venue: Decimal
+
+    @property
+    def drift(self) -> Decimal:
+        with localcontext(MONEY_CONTEXT):
+            return self.venue - self.expected
+
+
+def fill_deltas(*, account_id: int, since: datetime) -> dict[str, Decimal]:
+    """What the fills recorded after ``since`` changed on the account, per asset (commissions included)."""
+    deltas: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    fills = Fill.objects.filter(order__account_id=account_id, filled_at__gt=since).select_related("order__execution")
+    with localcontext(MONEY_CONTEXT):
+        for fill in fills:
+            base, quote = fill.order.execution.base_asset, fill.order.execution.quote_asset
+            sign = 1 if fill.order.side == OrderSide.BUY else -1
+            deltas[base] += sign * fill.qty
+            deltas[quote] -= sign * fill.quote_qty
+            if fill.commission and fill.commission_asset:
+                deltas[fill.commission_asset] -= fill.commission
+    return dict(deltas)
+
+
+def balance_drifts(
+    *, rows: dict[str, AccountBalance], reports: dict[str, BalanceReport], deltas: dict[str, Decimal]
+) -> list[BalanceDrift]:
+    """Venue total (free + locked) against local total plus fill deltas, for every asset either side knows."""
+    drifts = []
+    with localcontext(MONEY_CONTEXT):
+        for asset in sorted(set(rows) | set(reports) | set(deltas)):
+            row = rows.get(asset)
+            report = reports.get(asset)
+            expected = (row.free + row.locked if row is not None else ZERO) + deltas.get(asset, ZERO)
+            venue = report.free + report.locked if report is not None else ZERO
+            if venue != expected:
+                drifts.append(BalanceDrift(asset=asset, expected=expected, venue=venue))
+    return drifts
+
+
+@transaction.atomic
+def account_balances_sync(
+    *, account: ExchangeAccount, reports: list[BalanceReport], now: datetime | None = None, check_drift: bool = True
+) -> list[BalanceDrift]:
+    """Write the venue's balances of one account; returns the drift found (live accounts only)."""
+    now = now or timezone.now()
+    if account.mode == AccountMode.PAPER:
+        # The rows are the paper venue: writing back what was read could undo a fill made in between.
+        AccountBalance.objects.filter(account=account).update(synced_at=now)
+        return []
+    by_asset = {report.asset: report for report in reports}
+    AccountBalance.objects.bulk_create(
+        [AccountBalance(account=account, asset=asset) for asset in sorted(by_asset)], ignore_conflicts=True
+    )
+    rows = {row.asset: row for row in AccountBalance.objects.select_for_update(of=("self",))
+            .filter(account=account).order_by("pk")}  # fmt: skip
+    drifts: list[BalanceDrift] = []
+    synced_before = [row.synced_at for row in rows.values() if row.synced_at is not None]
+    in_flight = Order.objects.filter(account=account, status__in=ORDER_OPEN_STATUSES).exists()
+    if check_drift and synced_before and not in_flight:
+        # Fills of orders still open may not all be recorded yet, so drift is only judged at rest.
+        deltas = fill_deltas(account_id=account.pk, since=min(synced_before))
+        drifts = balance_drifts(rows=rows, reports=by_asset, deltas=deltas)
+        _drift_record(account, drifts)
+    for asset, row in rows.items():
+        report = by_asset.get(asset)
+        row.free = report.free if report is not None else ZERO
+        row.locked = report.locked if report is not None else ZERO
+        row.synced_at = now
+        row.save(update_fields=["free", "locked", "synced_at", "updated_at"])
+    balance_cache_drop_on_commit((account.pk, asset) for asset in rows)
+    return drifts
+
+
+def _drift_record(account: ExchangeAccount, drifts: list[BalanceDrift]) -> None:
+    if not drifts:
+        return
+    threshold: Decimal = config_values()["reconcile_drift_threshold"]
+    tripped = []
+    for drift in drifts:
+        Incident.objects.create(
+            kind=IncidentKind.BALANCE_DRIFT,
+            account=account,
+            asset=drift.asset,
+            local_value=fmt(drift.expected) or "0",
+            venue_value=fmt(drift.venue) or "0",
+            drift=to_storage(drift.drift),
+            detail={"threshold": fmt(threshold)},
+        )
+        if abs(drift.drift) > threshold:
+            tripped.append(drift.asset)
+    if tripped:
+        logger.warning("balance drift on %s (%s) above %s: opening the breaker", account, tripped, threshold)
+        breaker_open(reason=TripReason.RECONCILIATION_DRIFT)
+
+
+def balances_sync(
+    *, account_ids: Iterable[int] | None = None, gateway_factory: GatewayFactory | None = None
+) -> dict[int, list[BalanceDrift]]:
+    """Fetch every enabled account's balances (or those of ``account_ids``) and write them."""
+    factory = gateway_factory or gateway_for
+    accounts = ExchangeAccount.objects.filter(enabled=True).select_related("venue").order_by("pk")
+    if account_ids is not None:
+        accounts = accounts.filter(pk__in=list(account_ids))
+    result: dict[int, list[BalanceDrift]] = {}
+    for account in accounts:
+        try:
+            reports = _fetch_balances(factory(account))
+        except VenueError as exc:
+            logger.warning("balance sync of %s skipped: %s", account, exc)
+            continue
+        result[account.pk] = account_balances_sync(account=account, reports=reports)
+    return result
+
+
+def _fetch_balances(gateway: Gateway) -> list[BalanceReport]:
+    async def fetch() -> list[BalanceReport]:
+        try:
+            return await gateway.balances()
+        finally:
+            await gateway.close()
+
+    return async_to_sync(fetch)()

@@ -1,0 +1,384 @@
+"""Creating an execution: risk checks, then one transaction that reserves balances and writes the
+execution and its two orders, then placement enqueued after commit (DESIGN.md, lifecycle step 3).
+
+The pre-trade checks run on figures read without locks, so that a refused trade costs no lock. The
+balances are then checked again under the row locks, and that second check is the one that counts:
+two requests racing for one balance serialise on its row, and the second sees what the first
+reserved.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from arbitragex.errors import ApplicationError, ErrorCode
+from arbitragex.money import InvalidAmount, fmt, quantize_down, quantize_up, to_positive, to_storage
+from arbitragex.services import audit_record, config_values
+from marketdata import cache as quote_cache
+from marketdata.models import Instrument, Venue
+from risk.checks import PreTradeContext, check_balances, check_open_executions, required_quote, run_pre_trade_checks
+from risk.selectors import risk_figures_get
+from trading.balances import balance_cache_drop_on_commit, balances_lock
+from trading.client_ids import client_order_id, uuid7
+from trading.enums import (
+    ExecutionStatus,
+    LegFailurePolicy,
+    OpportunityStatus,
+    OrderLeg,
+    OrderSide,
+    OrderStatus,
+    OrderType,
+    TimeInForce,
+)
+from trading.models import AccountBalance, ArbitrageOpportunity, ExchangeAccount, Order, TradeExecution
+from trading.orders import execution_published_on_commit, task_enqueue_on_commit
+from trading.pnl import expected_profit
+from trading.selectors import account_for_venue, executions_open_count
+
+__all__ = ["execution_create", "execution_create_from_opportunity"]
+
+
+@dataclass(frozen=True, slots=True)
+class _Leg:
+    venue: Venue
+    instrument: Instrument
+    account: ExchangeAccount
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    symbol: str
+    buy: _Leg
+    sell: _Leg
+    quantity: Decimal
+    buy_price: Decimal
+    sell_price: Decimal
+    detected_at: datetime | None
+    opportunity: ArbitrageOpportunity | None = None
+    actor: Any = None
+
+
+def execution_create_from_opportunity(*, opportunity: ArbitrageOpportunity) -> TradeExecution:
+    """Execute a detected opportunity at its prices and size; raises ``ApplicationError`` to refuse it.
+
+    The opportunity becomes TAKEN in the same transaction as the execution, and only from DETECTED,
+    so one opportunity is executed at most once.
+    """
+    if opportunity.status != OpportunityStatus.DETECTED:
+        raise ApplicationError(
+            ErrorCode.CONFLICT,
+            f"opportunity {opportunity.pk} is {opportunity.status}, not DETECTED",
+            {"opportunity": opportunity.pk, "status": opportunity.status},
+        )
+    buy_venue = Venue.objects.get(pk=opportunity.buy_venue_id)
+    sell_venue = Venue.objects.get(pk=opportunity.sell_venue_id)
+    plan = _plan(
+        symbol=opportunity.symbol,
+        buy_venue=buy_venue,
+        sell_venue=sell_venue,
+        quantity=opportunity.quantity,
+        buy_price=opportunity.buy_price,
+        sell_price=opportunity.sell_price,
+        detected_at=opportunity.detected_at,
+        opportunity=opportunity,
+    )
+    return _execution_create(plan)
+
+
+def execution_create(
+    *,
+    symbol: str,
+    buy_venue: Venue | str,
+    sell_venue: Venue | str,
+    quantity: Decimal | str,
+    buy_price: Decimal | str,
+    sell_price: Decimal | str,
+    actor: Any = None,
+) -> TradeExecution:
+    """A manual execution (the API's create): the same checks and transaction as an automatic one.
+
+    Venues are rows or codes. The quantity is rounded down to both venues' step sizes, the buy price
+    down and the sell price up to their tick sizes, so a rounded order never pays more or receives
+    less than asked.
+    """
+    try:
+        amounts = {
+            "quantity": to_positive(quantity, field="quantity"),
+            "buy_price": to_positive(buy_price, field="buy_price"),
+            "sell_price": to_positive(sell_price, field="sell_price"),
+        }
+    except InvalidAmount as exc:
+        raise ApplicationError(ErrorCode.INVALID_PARAMETER, str(exc)) from None
+    plan = _plan(
+        symbol=symbol.strip().upper(),
+        buy_venue=_venue(buy_venue),
+        sell_venue=_venue(sell_venue),
+        quantity=amounts["quantity"],
+        buy_price=amounts["buy_price"],
+        sell_price=amounts["sell_price"],
+        detected_at=None,
+        actor=actor,
+    )
+    return _execution_create(plan)
+
+
+def _venue(value: Venue | str) -> Venue:
+    if isinstance(value, Venue):
+        return value
+    venue = Venue.objects.filter(code=value).first()
+    if venue is None:
+        raise ApplicationError(ErrorCode.INVALID_PARAMETER, f"unknown venue {value!r}", {"venue": value})
+    return venue
+
+
+def _leg(venue: Venue, symbol: str, side: str) -> _Leg:
+    if not venue.enabled:
+        raise ApplicationError(ErrorCode.INVALID_PARAMETER, f"venue {venue.code} is disabled", {"venue": venue.code})
+    instrument = Instrument.objects.filter(venue=venue, symbol=symbol, enabled=True).first()
+    if instrument is None:
+        raise ApplicationError(
+            ErrorCode.INVALID_PARAMETER,
+            f"{symbol} is not traded on {venue.code}",
+            {"venue": venue.code, "symbol": symbol},
+        )
+    account = account_for_venue(venue_id=venue.pk)
+    if account is None:
+        raise ApplicationError(
+            ErrorCode.INVALID_PARAMETER,
+            f"no enabled account on {venue.code} for the {side} leg",
+            {"venue": venue.code, "side": side},
+        )
+    return _Leg(venue=venue, instrument=instrument, account=account)
+
+
+def _plan(
+    *,
+    symbol: str,
+    buy_venue: Venue,
+    sell_venue: Venue,
+    quantity: Decimal,
+    buy_price: Decimal,
+    sell_price: Decimal,
+    detected_at: datetime | None,
+    opportunity: ArbitrageOpportunity | None = None,
+    actor: Any = None,
+) -> _Plan:
+    if buy_venue.pk == sell_venue.pk:
+        raise ApplicationError(ErrorCode.INVALID_PARAMETER, "buy and sell venues must differ")
+    buy, sell = _leg(buy_venue, symbol, "buy"), _leg(sell_venue, symbol, "sell")
+    if (buy.instrument.base_asset, buy.instrument.quote_asset) != (
+        sell.instrument.base_asset,
+        sell.instrument.quote_asset,
+    ):
+        raise ApplicationError(
+            ErrorCode.INVALID_PARAMETER,
+            f"{symbol} has different assets on {buy_venue.code} and {sell_venue.code}",
+        )
+    qty = quantize_down(quantize_down(quantity, buy.instrument.step_size), sell.instrument.step_size)
+    rounded_buy = quantize_down(buy_price, buy.instrument.tick_size)
+    rounded_sell = quantize_up(sell_price, sell.instrument.tick_size)
+    for leg, price in ((buy, rounded_buy), (sell, rounded_sell)):
+        rules = leg.instrument
+        if qty <= 0 or qty < rules.min_qty or (rules.max_qty > 0 and qty > rules.max_qty):
+            raise ApplicationError(
+                ErrorCode.INVALID_QUANTITY,
+                f"quantity {fmt(qty)} is outside the lot size of {symbol} on {leg.venue.code}",
+                {"quantity": fmt(qty), "min_qty": fmt(rules.min_qty), "max_qty": fmt(rules.max_qty)},
+            )
+        if qty * price < rules.min_notional:
+            raise ApplicationError(
+                ErrorCode.INVALID_QUANTITY,
+                f"notional {fmt(qty * price)} is below the minimum {fmt(rules.min_notional)} on {leg.venue.code}",
+                {"notional": fmt(qty * price), "min_notional": fmt(rules.min_notional)},
+            )
+    return _Plan(
+        symbol=symbol,
+        buy=buy,
+        sell=sell,
+        quantity=qty,
+        buy_price=rounded_buy,
+        sell_price=rounded_sell,
+        detected_at=detected_at,
+        opportunity=opportunity,
+        actor=actor,
+    )
+
+
+def _balance(account: ExchangeAccount, asset: str) -> AccountBalance | None:
+    return AccountBalance.objects.filter(account=account, asset=asset).first()
+
+
+def _pre_trade_context(plan: _Plan, values: dict[str, Any], now: datetime) -> PreTradeContext:
+    base, quote = plan.buy.instrument.base_asset, plan.buy.instrument.quote_asset
+    quotes = quote_cache.quotes_for_symbol(plan.symbol, [plan.buy.venue.code, plan.sell.venue.code])
+    buy_quote, sell_quote = quotes.get(plan.buy.venue.code), quotes.get(plan.sell.venue.code)
+    now_ms = time.time_ns() // 1_000_000
+    figures = risk_figures_get()
+    quote_balance = _balance(plan.buy.account, quote)
+    base_balance = _balance(plan.sell.account, base)
+    return PreTradeContext(
+        trading_enabled=values["trading_enabled"],
+        breaker_open=figures.breaker_open if figures is not None else False,
+        breaker_until=figures.breaker_until if figures is not None else None,
+        now=now,
+        buy_quote_age_ms=max(0, now_ms - buy_quote.quote.received_ts_ms) if buy_quote else None,
+        sell_quote_age_ms=max(0, now_ms - sell_quote.quote.received_ts_ms) if sell_quote else None,
+        max_quote_age_ms=values["max_quote_age_ms"],
+        buy_price=plan.buy_price,
+        sell_price=plan.sell_price,
+        quantity=plan.quantity,
+        buy_venue_best_ask=buy_quote.quote.ask if buy_quote else None,
+        sell_venue_best_bid=sell_quote.quote.bid if sell_quote else None,
+        price_band_bps=Decimal(values["price_band_bps"]),
+        buy_taker_fee=plan.buy.instrument.taker_fee,
+        sell_taker_fee=plan.sell.instrument.taker_fee,
+        min_profit_rate=values["min_profit_rate"],
+        max_notional=values["max_notional"],
+        open_executions=executions_open_count(),
+        max_open_executions=values["max_open_executions"],
+        buy_venue_quote_free=quote_balance.free if quote_balance else Decimal(0),
+        buy_venue_quote_reserved=quote_balance.reserved if quote_balance else Decimal(0),
+        sell_venue_base_free=base_balance.free if base_balance else Decimal(0),
+        sell_venue_base_reserved=base_balance.reserved if base_balance else Decimal(0),
+        base_asset=base,
+        quote_asset=quote,
+        buy_venue=plan.buy.venue.code,
+        sell_venue=plan.sell.venue.code,
+    )
+
+
+def _execution_create(plan: _Plan) -> TradeExecution:
+    now = timezone.now()
+    values = config_values()
+    ctx = _pre_trade_context(plan, values, now)
+    run_pre_trade_checks(ctx)
+    with transaction.atomic():
+        execution = _execution_insert(plan, ctx, values, now)
+    return execution
+
+
+def _execution_insert(plan: _Plan, ctx: PreTradeContext, values: dict[str, Any], now: datetime) -> TradeExecution:
+    quote_key = (plan.buy.account.pk, ctx.quote_asset)
+    base_key = (plan.sell.account.pk, ctx.base_asset)
+    rows = balances_lock([quote_key, base_key])
+    quote_row, base_row = rows.get(quote_key), rows.get(base_key)
+    zero = Decimal(0)
+    check_balances(
+        quantity=plan.quantity,
+        buy_price=plan.buy_price,
+        buy_taker_fee=ctx.buy_taker_fee,
+        buy_venue_quote_free=quote_row.free if quote_row else zero,
+        buy_venue_quote_reserved=quote_row.reserved if quote_row else zero,
+        sell_venue_base_free=base_row.free if base_row else zero,
+        sell_venue_base_reserved=base_row.reserved if base_row else zero,
+        base_asset=ctx.base_asset,
+        quote_asset=ctx.quote_asset,
+        buy_venue=ctx.buy_venue,
+        sell_venue=ctx.sell_venue,
+    )
+    # Counted again under the locks: creations that share a balance row cannot both slip under the cap.
+    check_open_executions(open_executions=executions_open_count(), max_open_executions=values["max_open_executions"])
+    assert quote_row is not None and base_row is not None  # check_balances refused a missing row
+    reserve_quote = to_storage(
+        required_quote(quantity=plan.quantity, buy_price=plan.buy_price, buy_taker_fee=ctx.buy_taker_fee)
+    )
+    reserve_base = to_storage(plan.quantity)
+    quote_row.reserved += reserve_quote
+    base_row.reserved += reserve_base
+    for row in (quote_row, base_row):
+        row.save(update_fields=["reserved", "updated_at"])
+    balance_cache_drop_on_commit([quote_key, base_key])
+
+    if plan.opportunity is not None:
+        taken = ArbitrageOpportunity.objects.filter(pk=plan.opportunity.pk, status=OpportunityStatus.DETECTED).update(
+            status=OpportunityStatus.TAKEN
+        )
+        if not taken:
+            raise ApplicationError(
+                ErrorCode.CONFLICT, f"opportunity {plan.opportunity.pk} was already taken or expired"
+            )
+        plan.opportunity.status = OpportunityStatus.TAKEN
+
+    user = plan.actor if getattr(plan.actor, "is_authenticated", False) else None
+    execution = TradeExecution.objects.create(
+        id=uuid7(),
+        opportunity=plan.opportunity,
+        symbol=plan.symbol,
+        base_asset=ctx.base_asset,
+        quote_asset=ctx.quote_asset,
+        buy_account=plan.buy.account,
+        sell_account=plan.sell.account,
+        buy_venue=plan.buy.venue,
+        sell_venue=plan.sell.venue,
+        buy_price=plan.buy_price,
+        sell_price=plan.sell_price,
+        quantity=plan.quantity,
+        expected_profit=to_storage(
+            expected_profit(
+                quantity=plan.quantity,
+                buy_price=plan.buy_price,
+                sell_price=plan.sell_price,
+                buy_fee_rate=ctx.buy_taker_fee,
+                sell_fee_rate=ctx.sell_taker_fee,
+            )
+        ),
+        status=ExecutionStatus.PENDING,
+        leg_failure_policy=LegFailurePolicy(values["leg_failure_policy"]),
+        reserved_quote=reserve_quote,
+        reserved_base=reserve_base,
+        is_manual=plan.opportunity is None,
+        created_by=user,
+        detected_at=plan.detected_at or now,
+        started_at=now,
+    )
+    Order.objects.bulk_create(
+        [
+            _leg_order(execution, plan.buy, OrderLeg.BUY, OrderSide.BUY, plan.buy_price, plan.quantity),
+            _leg_order(execution, plan.sell, OrderLeg.SELL, OrderSide.SELL, plan.sell_price, plan.quantity),
+        ]
+    )
+    if plan.opportunity is None:
+        audit_record(
+            action="execution.create",
+            target=str(execution.pk),
+            actor=plan.actor,
+            new={
+                "symbol": plan.symbol,
+                "buy_venue": plan.buy.venue.code,
+                "sell_venue": plan.sell.venue.code,
+                "quantity": fmt(plan.quantity),
+                "buy_price": fmt(plan.buy_price),
+                "sell_price": fmt(plan.sell_price),
+            },
+        )
+    execution_published_on_commit(execution)
+    task_enqueue_on_commit("execution_place_orders", str(execution.pk))
+    return execution
+
+
+def _leg_order(
+    execution: TradeExecution, leg: _Leg, leg_code: OrderLeg, side: OrderSide, price: Decimal, quantity: Decimal
+) -> Order:
+    return Order(
+        execution=execution,
+        account=leg.account,
+        venue=leg.venue,
+        leg=leg_code,
+        attempt=0,
+        client_order_id=client_order_id(uuid.UUID(str(execution.pk)), leg_code),
+        symbol=execution.symbol,
+        side=side,
+        type=OrderType.LIMIT,
+        time_in_force=TimeInForce.IOC,
+        price=price,
+        quantity=quantity,
+        status=OrderStatus.PENDING,
+    )

@@ -1,0 +1,499 @@
+"""Applying what a venue says about an order: the placement answer, a stream update or a poll.
+
+``order_apply_update`` locks the execution row, then the order row (the order every writer of
+executions and orders uses), runs the pure state machine (``trading.state_machine.apply_update``),
+writes the new ``Fill`` rows and the order's figures, and, once every order of the execution is
+terminal, enqueues the execution's settlement after commit. Updates may arrive in any order and
+more than once: the state machine only moves forward, and fills are de-duplicated by trade id (and
+by the ``(order, trade_id)`` unique constraint behind it).
+
+Each fill's commission is valued in the quote asset when the fill is recorded, at the rate of that
+moment (``commission_rate_to_quote``): the quote asset at 1, the base asset at the fill's price, a
+third asset (BNB) at the mid of its cached quote against the quote asset. When no quote is cached,
+the last rate recorded for that asset is used, then ``settings.COMMISSION_RATE_FALLBACKS``; either
+fallback is written to the audit log. With no rate at all the fill keeps a null rate, and
+finalisation parks the execution for an operator rather than guess.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal, localcontext
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.utils import timezone
+
+from arbitragex.errors import ApplicationError, ErrorCode, NotFoundError
+from arbitragex.money import MONEY_CONTEXT, ONE, ZERO, fmt, to_decimal, to_storage
+from arbitragex.services import audit_record
+from marketdata import cache as quote_cache
+from marketdata.klines import ms_to_datetime
+from marketdata.models import Venue
+from trading.enums import (
+    EXECUTION_OPEN_STATUSES,
+    ORDER_TERMINAL_STATUSES,
+    IncidentKind,
+    OrderLeg,
+    OrderStatus,
+)
+from trading.gateways.base import OrderReport, VenueError
+from trading.models import Fill, Incident, Order, TradeExecution
+from trading.pnl import FillRecord, fee_in_quote
+from trading.selectors import execution_cache_key
+from trading.state_machine import (
+    OrderSnapshot,
+    OrderUpdate,
+    Transition,
+    UpdateSource,
+    VenueFill,
+    apply_update,
+)
+
+__all__ = [
+    "MAIN_LEGS",
+    "ORDER_WRITTEN_FIELDS",
+    "OrderApplyResult",
+    "execution_published_on_commit",
+    "order_apply_update",
+    "order_mark",
+    "order_published_on_commit",
+    "order_update_prepare",
+    "task_enqueue_on_commit",
+    "update_from_report",
+]
+
+logger = logging.getLogger(__name__)
+
+MAIN_LEGS = frozenset({OrderLeg.BUY, OrderLeg.SELL})
+# Statuses that only the venue can give: the order reached it and was answered.
+_ANSWERED = frozenset(OrderStatus) - {OrderStatus.PENDING, OrderStatus.UNKNOWN}
+ORDER_WRITTEN_FIELDS = [
+    "status",
+    "filled_qty",
+    "cumulative_quote",
+    "avg_price",
+    "fee_quote",
+    "last_update_ms",
+    "exchange_order_id",
+    "error_code",
+    "error_message",
+    "acknowledged_at",
+    "filled_at",
+    "updated_at",
+]
+
+
+# --- after-commit effects ------------------------------------------------------------------------------
+
+
+def task_enqueue_on_commit(name: str, *args: Any, countdown: float | None = None) -> None:
+    """Send ``trading.tasks.<name>`` once the surrounding transaction commits.
+
+    ``robust``: the state is already committed when the broker is asked, so a broker failure is logged
+    rather than raised; the periodic order sync finds executions left behind.
+    """
+
+    def send() -> None:
+        from trading import tasks
+
+        getattr(tasks, name).apply_async(args=args, countdown=countdown)
+
+    transaction.on_commit(send, robust=True)
+
+
+def _publish(payload: dict[str, Any]) -> None:
+    try:
+        from marketdata import fanout
+    except ImportError:  # the fan-out is optional in a build without dashboards
+        return
+    fanout.publish(fanout.EXECUTIONS_GROUP, payload)
+
+
+def execution_payload(execution: TradeExecution) -> dict[str, Any]:
+    return {
+        "type": "execution",
+        "id": str(execution.pk),
+        "symbol": execution.symbol,
+        "status": execution.status,
+        "buy_venue_id": execution.buy_venue_id,
+        "sell_venue_id": execution.sell_venue_id,
+        "quantity": execution.quantity,
+        "expected_profit": execution.expected_profit,
+        "actual_profit": execution.actual_profit,
+        "residual_qty": execution.residual_qty,
+        "started_at": execution.started_at,
+        "completed_at": execution.completed_at,
+    }
+
+
+def execution_published_on_commit(execution: TradeExecution) -> None:
+    """Drop the cached execution and tell the dashboards, after commit."""
+    key = execution_cache_key(execution.pk)
+    payload = execution_payload(execution)
+    transaction.on_commit(lambda: cache.delete(key))
+    transaction.on_commit(lambda: _publish(payload), robust=True)
+
+
+def order_published_on_commit(order: Order) -> None:
+    payload = {
+        "type": "execution",
+        "id": str(order.execution_id),
+        "order": {
+            "client_order_id": order.client_order_id,
+            "leg": order.leg,
+            "attempt": order.attempt,
+            "side": order.side,
+            "status": order.status,
+            "filled_qty": order.filled_qty,
+            "avg_price": order.avg_price,
+        },
+    }
+    transaction.on_commit(lambda: _publish(payload), robust=True)
+
+
+# --- translating venue answers -----------------------------------------------------------------------------
+
+
+def update_from_report(report: OrderReport, source: UpdateSource) -> OrderUpdate:
+    return OrderUpdate(
+        status=report.status,
+        filled_qty=report.filled_qty,
+        cumulative_quote=report.cumulative_quote,
+        update_time_ms=report.update_time_ms,
+        source=source,
+        fills=tuple(
+            VenueFill(
+                trade_id=str(fill.trade_id),
+                price=fill.price,
+                qty=fill.qty,
+                commission=fill.commission,
+                commission_asset=fill.commission_asset,
+                is_maker=fill.is_maker,
+                time_ms=fill.time_ms,
+            )
+            for fill in report.fills
+        ),
+    )
+
+
+def _status_update(order: Order, status: OrderStatus, source: UpdateSource) -> OrderUpdate:
+    """An update that moves only the status and keeps the order's figures (UNKNOWN, REJECTED, EXPIRED)."""
+    return OrderUpdate(
+        status=status,
+        filled_qty=order.filled_qty,
+        cumulative_quote=order.cumulative_quote,
+        update_time_ms=None,
+        source=source,
+    )
+
+
+# --- commission valuation ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Rate:
+    value: Decimal | None
+    source: str
+
+
+def _mid(venue_code: str, symbol: str) -> Decimal | None:
+    quote = quote_cache.quote_get(venue_code, symbol)
+    if quote is None or quote.bid <= 0 or quote.ask <= 0:
+        return None
+    with localcontext(MONEY_CONTEXT):
+        return (quote.bid + quote.ask) / 2
+
+
+def commission_rate(*, asset: str, order: Order, price: Decimal) -> _Rate:
+    """The price of ``asset`` in the execution's quote asset, now, and where it came from."""
+    execution = order.execution
+    asset = asset.upper()
+    if asset == execution.quote_asset.upper():
+        return _Rate(ONE, "quote asset")
+    if asset == execution.base_asset.upper():
+        return _Rate(price, "fill price")
+    pair = f"{asset}{execution.quote_asset.upper()}"
+    rate = _mid(order.venue.code, pair)
+    if rate is not None:
+        return _Rate(rate, f"cached quote {pair} on {order.venue.code}")
+    for code in Venue.objects.filter(enabled=True).exclude(pk=order.venue_id).values_list("code", flat=True):
+        rate = _mid(code, pair)
+        if rate is not None:
+            return _Rate(rate, f"cached quote {pair} on {code}")
+    last = (
+        Fill.objects.filter(
+            commission_asset__iexact=asset,
+            order__execution__quote_asset=execution.quote_asset,
+            commission_rate_to_quote__isnull=False,
+        )
+        .order_by("-filled_at", "-pk")
+        .values_list("commission_rate_to_quote", flat=True)
+        .first()
+    )
+    if last is not None:
+        return _Rate(last, "fallback: last recorded rate")
+    configured = getattr(settings, "COMMISSION_RATE_FALLBACKS", {}).get(pair)
+    if configured is not None:
+        return _Rate(to_decimal(str(configured), field=pair), "fallback: settings.COMMISSION_RATE_FALLBACKS")
+    return _Rate(None, "unavailable")
+
+
+# --- applying one update to a locked order ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OrderApplyResult:
+    order: Order
+    status_changed: bool
+    new_fills: int
+    ignored_reason: str | None
+
+
+@dataclass(slots=True)
+class _Applied:
+    transition: Transition | None
+    fills: list[Fill]
+    changed: bool
+    ignored_reason: str | None
+
+
+def order_update_prepare(
+    order: Order,
+    update: OrderUpdate,
+    trade_ids: Iterable[str],
+    *,
+    now: datetime,
+    exchange_order_id: str = "",
+    error: VenueError | None = None,
+    message: str = "",
+) -> _Applied:
+    """Run the state machine and change ``order`` in memory; return the fills to insert.
+
+    ``order`` must be locked (or otherwise owned) by the caller, with ``execution`` and ``venue`` loaded.
+    """
+    snapshot = OrderSnapshot(
+        status=OrderStatus(order.status),
+        quantity=order.quantity,
+        filled_qty=order.filled_qty,
+        cumulative_quote=order.cumulative_quote,
+        update_time_ms=order.last_update_ms or None,
+        trade_ids=frozenset(trade_ids),
+    )
+    try:
+        transition = apply_update(snapshot, update)
+    except ApplicationError as exc:
+        if exc.code != ErrorCode.VENUE_BAD_PAYLOAD:
+            raise
+        logger.warning("malformed update for %s: %s", order.client_order_id, exc.message)
+        Incident.objects.create(
+            kind=IncidentKind.ORDER_STATUS_DRIFT,
+            account_id=order.account_id,
+            execution_id=order.execution_id,
+            order=order,
+            symbol=order.symbol,
+            local_value=f"{order.status} {fmt(order.filled_qty)}",
+            venue_value=f"{update.status} {fmt(update.filled_qty)}",
+            detail={"error": exc.message, "source": str(update.source), **(exc.detail or {})},
+        )
+        return _Applied(None, [], False, exc.message)
+
+    fills = [_fill_row(order, fill, now) for fill in transition.new_fills]
+    applied = transition.snapshot
+    changed = transition.changed or bool(fills)
+    order.status = applied.status
+    order.filled_qty = applied.filled_qty
+    order.cumulative_quote = to_storage(applied.cumulative_quote)
+    order.last_update_ms = applied.update_time_ms or 0
+    if applied.filled_qty > 0:
+        with localcontext(MONEY_CONTEXT):
+            order.avg_price = to_storage(applied.cumulative_quote / applied.filled_qty)
+    if fills:
+        with localcontext(MONEY_CONTEXT):
+            order.fee_quote = to_storage(order.fee_quote + sum((f.commission_quote for f in fills), ZERO))
+        latest = max(fill.filled_at for fill in fills)
+        order.filled_at = max(order.filled_at, latest) if order.filled_at else latest
+    if exchange_order_id and not order.exchange_order_id:
+        order.exchange_order_id = exchange_order_id
+        changed = True
+    if order.acknowledged_at is None and order.status in _ANSWERED:
+        order.acknowledged_at = now
+        changed = True
+    if error is not None:
+        order.error_code = error.venue_code if error.venue_code is not None else int(error.code)
+        order.error_message = error.message[:1000]
+        changed = True
+    if message and transition.status_changed:
+        order.error_message = message[:1000]
+        changed = True
+    if changed:
+        order.updated_at = now  # bulk_update does not apply auto_now
+    return _Applied(transition, fills, changed, transition.ignored_reason)
+
+
+def _fill_row(order: Order, fill: VenueFill, now: datetime) -> Fill:
+    execution = order.execution
+    rate = commission_rate(asset=fill.commission_asset or execution.quote_asset, order=order, price=fill.price)
+    with localcontext(MONEY_CONTEXT):
+        quote_qty = fill.price * fill.qty
+    commission_quote = ZERO
+    if fill.commission:
+        record = FillRecord(
+            side=order.side,  # type: ignore[arg-type]
+            price=fill.price,
+            qty=fill.qty,
+            quote_qty=quote_qty,
+            commission=fill.commission,
+            commission_asset=fill.commission_asset,
+            commission_rate_to_quote=rate.value,
+        )
+        if rate.value is not None:
+            commission_quote = fee_in_quote(record, execution.base_asset, execution.quote_asset)
+        if rate.source.startswith(("fallback", "unavailable")):
+            logger.warning("commission of %s trade %s in %s: %s", order, fill.trade_id, fill.commission_asset, rate)
+            audit_record(
+                action="fill.commission_rate",
+                target=f"{order.client_order_id}#{fill.trade_id}",
+                actor_label="trading",
+                new={"asset": fill.commission_asset, "rate": fmt(rate.value), "source": rate.source},
+                note="No current quote for the commission asset at fill time.",
+            )
+    return Fill(
+        order=order,
+        trade_id=fill.trade_id,
+        price=fill.price,
+        qty=fill.qty,
+        quote_qty=to_storage(quote_qty),
+        commission=fill.commission,
+        commission_asset=fill.commission_asset,
+        commission_rate_to_quote=to_storage(rate.value) if rate.value is not None else None,
+        commission_quote=to_storage(commission_quote),
+        is_maker=fill.is_maker,
+        filled_at=ms_to_datetime(fill.time_ms) if fill.time_ms else now,
+    )
+
+
+def execution_after_orders_changed(execution: TradeExecution) -> None:
+    """Execution figures that follow its orders; settlement enqueued once every order is terminal.
+
+    Call with the execution row locked, after the orders were written.
+    """
+    orders = list(Order.objects.filter(execution=execution).order_by("pk"))
+    main = [order for order in orders if order.leg in MAIN_LEGS]
+    fields = []
+    acknowledged = [order.acknowledged_at for order in main if order.acknowledged_at is not None]
+    if execution.acknowledged_at is None and main and len(acknowledged) == len(main):
+        execution.acknowledged_at = max(acknowledged)
+        fields.append("acknowledged_at")
+    filled = [order.filled_at for order in main if order.filled_at is not None]
+    if execution.filled_at is None and filled and all(o.status in ORDER_TERMINAL_STATUSES for o in main):
+        execution.filled_at = max(filled)
+        fields.append("filled_at")
+    if fields:
+        execution.save(update_fields=[*fields, "updated_at"])
+    key = execution_cache_key(execution.pk)
+    transaction.on_commit(lambda: cache.delete(key))
+    if execution.status in EXECUTION_OPEN_STATUSES and all(o.status in ORDER_TERMINAL_STATUSES for o in orders):
+        task_enqueue_on_commit("execution_settle", str(execution.pk))
+
+
+def _locked_order(order_id: int | None, client_order_id: str | None, account_id: int | None = None) -> Order:
+    lookup: dict[str, Any] = {"pk": order_id} if order_id is not None else {"client_order_id": client_order_id}
+    if account_id is not None:
+        lookup["account_id"] = account_id
+    ref = Order.objects.filter(**lookup).values_list("pk", "execution_id").first()
+    if ref is None:
+        raise NotFoundError(f"order {order_id or client_order_id} not found", {"order": order_id or client_order_id})
+    TradeExecution.objects.select_for_update(of=("self",)).filter(pk=ref[1]).first()
+    return Order.objects.select_for_update(of=("self",)).select_related("execution", "venue").get(pk=ref[0])
+
+
+def order_apply_update(
+    *,
+    order_id: int | None = None,
+    client_order_id: str | None = None,
+    update: OrderReport | OrderUpdate | None = None,
+    source: UpdateSource | None = None,
+    error: VenueError | None = None,
+    report: OrderReport | None = None,
+    account_id: int | None = None,
+    now: datetime | None = None,
+) -> OrderApplyResult:
+    """Apply one venue update to an order.
+
+    The order is named by pk or client order id, or, for a venue report (``update`` or ``report``, as
+    the user data stream passes it), by the report's own client order id, within ``account_id``
+    when given. A report needs ``source`` (stream, poll or place); an ``OrderUpdate`` carries its own.
+    ``error`` records the venue's refusal on the order. Returns what changed: an update the state
+    machine ignores changes nothing but the fills it carries.
+    """
+    if report is not None:
+        if update is not None:
+            raise ApplicationError(ErrorCode.INVALID_PARAMETER, "give update or report, not both")
+        update = report
+    if update is None:
+        raise ApplicationError(ErrorCode.INVALID_PARAMETER, "an update is required")
+    if order_id is None and client_order_id is None and isinstance(update, OrderReport):
+        client_order_id = update.client_order_id
+    if (order_id is None) == (client_order_id is None):
+        raise ApplicationError(ErrorCode.INVALID_PARAMETER, "give exactly one of order_id and client_order_id")
+    if isinstance(update, OrderReport):
+        if source is None:
+            raise ApplicationError(ErrorCode.INVALID_PARAMETER, "source is required with an OrderReport")
+        venue_update, exchange_order_id = update_from_report(update, UpdateSource(source)), update.exchange_order_id
+    else:
+        venue_update, exchange_order_id = update, ""
+    with transaction.atomic():
+        order = _locked_order(order_id, client_order_id, account_id)
+        return _apply_locked(
+            order, venue_update, now=now or timezone.now(), exchange_order_id=exchange_order_id, error=error
+        )
+
+
+def order_mark(
+    *,
+    order_id: int,
+    status: OrderStatus,
+    error: VenueError | None = None,
+    message: str = "",
+    now: datetime | None = None,
+) -> OrderApplyResult:
+    """Move an order to UNKNOWN, REJECTED or EXPIRED on our side (an ambiguous or refused placement, an
+    order the venue never received), through the state machine like any venue update."""
+    with transaction.atomic():
+        order = _locked_order(order_id, None)
+        update = _status_update(order, status, UpdateSource.PLACE)
+        return _apply_locked(order, update, now=now or timezone.now(), error=error, message=message)
+
+
+def _apply_locked(
+    order: Order,
+    update: OrderUpdate,
+    *,
+    now: datetime,
+    exchange_order_id: str = "",
+    error: VenueError | None = None,
+    message: str = "",
+) -> OrderApplyResult:
+    previous = order.status
+    trade_ids = Fill.objects.filter(order=order).values_list("trade_id", flat=True)
+    applied = order_update_prepare(
+        order, update, trade_ids, now=now, exchange_order_id=exchange_order_id, error=error, message=message
+    )
+    if applied.fills:
+        Fill.objects.bulk_create(applied.fills)
+    if applied.changed:
+        order.save(update_fields=ORDER_WRITTEN_FIELDS)
+    status_changed = order.status != previous
+    if status_changed:
+        order_published_on_commit(order)
+    if applied.changed:
+        execution_after_orders_changed(order.execution)
+    return OrderApplyResult(
+        order=order, status_changed=status_changed, new_fills=len(applied.fills), ignored_reason=applied.ignored_reason
+    )

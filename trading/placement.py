@@ -1,0 +1,275 @@
+"""Sending an execution's orders to the venues (DESIGN.md, lifecycle step 4), idempotently.
+
+``execution_place`` sends every order of the execution that the venue has not answered yet (PENDING,
+or UNKNOWN after an ambiguous answer), the legs of one execution concurrently. It is what the Celery
+task ``execution_place_orders`` runs, and it may run any number of times for one execution (a retry,
+a redelivery after a worker died): the protocol below never places an order twice.
+
+1. Lease. A Redis lock per execution lets one run at a time talk to the venues for it; another run
+   reports "busy" and is retried. The lease outlives the task's hard time limit, so a run that is
+   still sending always holds it.
+2. Claim (one transaction, execution row then order rows locked): each order still PENDING gets
+   ``place_attempts`` + 1 and ``submitted_at`` before anything is sent. After that commit, a crash
+   leaves a trace: the next run knows the order may have reached the venue.
+3. Send (no transaction, no row lock held while a venue answers). An order that may have been sent
+   before (``place_attempts`` > 0 before this run, or UNKNOWN) is first looked up by client order id;
+   if the venue has it, its report is applied and it is not sent again. An UNKNOWN order the venue
+   does not know is never re-sent: the timeout handling of the settlement ends it once the leg timeout
+   has passed (see ``trading.leg_failure``), under the same lease, so a lookup and a send never race.
+4. Apply each answer through ``trading.orders`` (the state machine): a report is applied; an
+   ambiguous error makes the order UNKNOWN; a retryable one leaves it PENDING; a final one rejects it.
+   UNKNOWN and retryable outcomes ask the task to run again, with exponential backoff and jitter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from asgiref.sync import async_to_sync
+from django.core.cache import cache
+from django.db import transaction
+from django.utils import timezone
+
+from arbitragex.errors import ErrorCode
+from arbitragex.services import config_values
+from trading.enums import ExecutionStatus, OrderStatus, OrderType, TimeInForce
+from trading.gateways import gateway_for
+from trading.gateways.base import (
+    AmbiguousVenueError,
+    FinalVenueError,
+    Gateway,
+    OrderReport,
+    OrderRequest,
+    RetryableVenueError,
+    VenueError,
+)
+from trading.models import ExchangeAccount, Order, TradeExecution
+from trading.orders import execution_published_on_commit, order_apply_update, order_mark, task_enqueue_on_commit
+from trading.state_machine import UpdateSource
+
+__all__ = [
+    "PLACEABLE_EXECUTION_STATUSES",
+    "PlacementResult",
+    "execution_lease",
+    "execution_place",
+    "retry_countdown",
+]
+
+logger = logging.getLogger(__name__)
+
+GatewayFactory = Callable[[ExchangeAccount], Gateway]
+
+PLACEABLE_EXECUTION_STATUSES = frozenset(
+    {ExecutionStatus.PENDING, ExecutionStatus.EXECUTING, ExecutionStatus.UNWINDING}
+)
+LEASE_TIMEOUT_S = 150
+RETRY_BASE_S = 0.5
+RETRY_CAP_S = 30.0
+
+
+def retry_countdown(retries: int, *, base: float = RETRY_BASE_S, cap: float = RETRY_CAP_S) -> float:
+    """Exponential backoff with jitter: about base * 2**retries, capped, spread over ±50 %."""
+    delay = min(cap, base * (2 ** max(0, retries)))
+    return delay * random.uniform(0.5, 1.5)  # noqa: S311 (jitter, not a secret)
+
+
+@contextmanager
+def execution_lease(execution_id: str) -> Iterator[bool]:
+    """Hold the execution's placement lease while the block runs; yields False if another run holds it."""
+    # django-redis's cache has lock(): a Redis lock with a token, released only by its holder.
+    lock = cast(Any, cache).lock(f"trade:place-lease:{execution_id}", timeout=LEASE_TIMEOUT_S)
+    acquired = lock.acquire(blocking=False)
+    try:
+        yield bool(acquired)
+    finally:
+        if acquired:
+            try:
+                lock.release()
+            except Exception:  # expired meanwhile: nothing left to release
+                logger.warning("placement lease of %s had expired before release", execution_id)
+
+
+@dataclass
+class PlacementResult:
+    execution_id: str
+    outcomes: dict[str, str] = field(default_factory=dict)
+    """client order id -> what happened: placed, found, unknown, not_found, retryable, rejected."""
+    retry: bool = False
+    busy: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"execution_id": self.execution_id, "outcomes": self.outcomes, "retry": self.retry, "busy": self.busy}
+
+
+@dataclass(frozen=True, slots=True)
+class _Claim:
+    order_id: int
+    account_id: int
+    request: OrderRequest
+    look_up_first: bool
+    resend_allowed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    kind: str
+    report: OrderReport | None = None
+    error: VenueError | None = None
+
+
+def execution_place(*, execution_id: str, gateway_factory: GatewayFactory | None = None) -> PlacementResult:
+    """Send the execution's unanswered orders; see the module docstring for the protocol."""
+    result = PlacementResult(execution_id=str(execution_id))
+    with execution_lease(str(execution_id)) as leased:
+        if not leased:
+            result.retry = result.busy = True
+            return result
+        claims = _claim(str(execution_id))
+        if not claims:
+            return result
+        outcomes = _send_all(claims, gateway_factory or gateway_for)
+        crash: BaseException | None = None
+        for claim, outcome in zip(claims, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                crash = crash or outcome
+                continue
+            result.outcomes[claim.request.client_order_id] = outcome.kind
+            result.retry |= _apply(claim, outcome)
+        if crash is not None:
+            raise crash
+    return result
+
+
+def _request(order: Order) -> OrderRequest:
+    is_limit = order.type == OrderType.LIMIT
+    return OrderRequest(
+        symbol=order.symbol,
+        side=order.side,  # type: ignore[arg-type]
+        type=OrderType(order.type),
+        quantity=order.quantity,
+        client_order_id=order.client_order_id,
+        price=order.price if is_limit else None,
+        time_in_force=TimeInForce(order.time_in_force) if is_limit and order.time_in_force else None,
+    )
+
+
+def _claim(execution_id: str) -> list[_Claim]:
+    now = timezone.now()
+    with transaction.atomic():
+        execution = TradeExecution.objects.select_for_update(of=("self",)).filter(pk=execution_id).first()
+        if execution is None or execution.status not in PLACEABLE_EXECUTION_STATUSES:
+            return []
+        orders = list(
+            Order.objects.select_for_update(of=("self",))
+            .filter(execution=execution, status__in=[OrderStatus.PENDING, OrderStatus.UNKNOWN])
+            .order_by("pk")
+        )
+        claims = []
+        first_sends = False
+        for order in orders:
+            unknown = order.status == OrderStatus.UNKNOWN
+            claims.append(
+                _Claim(
+                    order_id=order.pk,
+                    account_id=order.account_id,
+                    request=_request(order),
+                    look_up_first=unknown or order.place_attempts > 0,
+                    resend_allowed=not unknown,
+                )
+            )
+            if unknown:
+                continue
+            first_sends |= order.place_attempts == 0
+            order.place_attempts += 1
+            order.submitted_at = order.submitted_at or now
+            order.save(update_fields=["place_attempts", "submitted_at", "updated_at"])
+        fields = []
+        if execution.status == ExecutionStatus.PENDING and claims:
+            execution.status = ExecutionStatus.EXECUTING
+            fields.append("status")
+        if execution.submitted_at is None and claims:
+            execution.submitted_at = now
+            fields.append("submitted_at")
+        if fields:
+            execution.save(update_fields=[*fields, "updated_at"])
+            execution_published_on_commit(execution)
+        if first_sends:
+            # The leg timeout is enforced by a settlement scheduled now, and by the periodic order sync.
+            timeout_s = config_values()["leg_timeout_s"]
+            task_enqueue_on_commit("execution_settle", execution_id, countdown=timeout_s + 1)
+    return claims
+
+
+async def _send(gateway: Gateway, claim: _Claim) -> _Outcome:
+    request = claim.request
+    if claim.look_up_first:
+        try:
+            found = await gateway.get_order(symbol=request.symbol, client_order_id=request.client_order_id)
+        except VenueError as exc:
+            return _Outcome("retryable", error=exc)
+        if found is not None:
+            return _Outcome("found", report=found)
+        if not claim.resend_allowed:
+            return _Outcome("not_found")
+    try:
+        return _Outcome("placed", report=await gateway.place_order(request))
+    except AmbiguousVenueError as exc:
+        return _Outcome("unknown", error=exc)
+    except RetryableVenueError as exc:
+        return _Outcome("retryable", error=exc)
+    except FinalVenueError as exc:
+        if exc.code == ErrorCode.VENUE_DUPLICATE_ORDER:
+            # Our id is open at the venue already: that order is ours, so take its state.
+            try:
+                found = await gateway.get_order(symbol=request.symbol, client_order_id=request.client_order_id)
+            except VenueError as lookup_error:
+                return _Outcome("retryable", error=lookup_error)
+            if found is not None:
+                return _Outcome("found", report=found)
+        return _Outcome("rejected", error=exc)
+
+
+def _send_all(claims: list[_Claim], factory: GatewayFactory) -> list[_Outcome | BaseException]:
+    accounts = ExchangeAccount.objects.select_related("venue").in_bulk({claim.account_id for claim in claims})
+    gateways = {pk: factory(account) for pk, account in accounts.items()}
+
+    async def send_all() -> list[_Outcome | BaseException]:
+        try:
+            # return_exceptions: one leg failing in an unexpected way must not lose the other's answer.
+            return await asyncio.gather(
+                *(_send(gateways[claim.account_id], claim) for claim in claims), return_exceptions=True
+            )
+        finally:
+            for gateway in gateways.values():
+                await gateway.close()
+
+    return async_to_sync(send_all)()
+
+
+def _apply(claim: _Claim, outcome: _Outcome) -> bool:
+    """Record one outcome; True when the order needs another run."""
+    if outcome.report is not None:
+        source = UpdateSource.PLACE if outcome.kind == "placed" else UpdateSource.POLL
+        order_apply_update(order_id=claim.order_id, update=outcome.report, source=source)
+        return False
+    error = outcome.error
+    if outcome.kind == "unknown":
+        logger.warning("placement of %s is ambiguous: %s", claim.request.client_order_id, error)
+        order_mark(order_id=claim.order_id, status=OrderStatus.UNKNOWN, error=error)
+        return True
+    if outcome.kind == "rejected":
+        order_mark(order_id=claim.order_id, status=OrderStatus.REJECTED, error=error)
+        return False
+    if outcome.kind == "retryable" and error is not None:
+        Order.objects.filter(pk=claim.order_id).update(
+            error_code=error.venue_code if error.venue_code is not None else int(error.code),
+            error_message=error.message[:1000],
+            updated_at=timezone.now(),
+        )
+    return True

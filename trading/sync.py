@@ -1,0 +1,251 @@
+"""Periodic synchronisation with the venues: open orders, instruments; and opportunity expiry.
+
+``orders_sync_open`` compensates for a missed user-data-stream update (DESIGN.md, lifecycle step 5).
+Per (account, symbol) that has orders open in the database it makes one ``open_orders`` call, and
+queries individually (``get_order``) only the orders that are no longer in that list (they filled,
+were cancelled or expired) or are UNKNOWN. The answers are applied in one transaction: the orders are
+claimed with ``select_for_update(skip_locked=True)`` together with their executions, so an order
+that a stream update or a placement is writing right now is skipped this round rather than waited
+for, and the new fills and the order figures are written in bulk. It then sweeps open executions
+past the leg timeout into settlement, which ends their timed-out legs.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from asgiref.sync import async_to_sync
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from arbitragex.money import to_storage
+from arbitragex.services import config_values
+from marketdata.models import Instrument
+from trading.enums import (
+    EXECUTION_OPEN_STATUSES,
+    ORDER_OPEN_STATUSES,
+    AccountMode,
+    OpportunityStatus,
+    OrderStatus,
+)
+from trading.gateways import gateway_for
+from trading.gateways.base import Gateway, OrderReport, SymbolRules, VenueError
+from trading.models import ArbitrageOpportunity, ExchangeAccount, Fill, Order, TradeExecution
+from trading.orders import (
+    ORDER_WRITTEN_FIELDS,
+    execution_after_orders_changed,
+    order_published_on_commit,
+    order_update_prepare,
+    task_enqueue_on_commit,
+    update_from_report,
+)
+from trading.state_machine import UpdateSource
+
+__all__ = ["OrdersSyncResult", "instruments_sync", "opportunities_expire", "orders_sync_open"]
+
+logger = logging.getLogger(__name__)
+
+GatewayFactory = Callable[[ExchangeAccount], Gateway]
+
+# What the venue has answered for: PENDING orders belong to their placement run.
+SYNCED_STATUSES = (OrderStatus.SUBMITTED, OrderStatus.PARTIALLY_FILLED, OrderStatus.UNKNOWN)
+
+
+@dataclass
+class OrdersSyncResult:
+    groups: int = 0
+    open_orders_calls: int = 0
+    order_queries: int = 0
+    updated: int = 0
+    skipped_locked: int = 0
+    settlements: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class _Local:
+    pk: int
+    client_order_id: str
+    status: str
+
+
+def orders_sync_open(*, gateway_factory: GatewayFactory | None = None, now: datetime | None = None) -> OrdersSyncResult:
+    now = now or timezone.now()
+    factory = gateway_factory or gateway_for
+    result = OrdersSyncResult()
+    groups: dict[tuple[int, str], list[_Local]] = defaultdict(list)
+    for pk, account_id, symbol, cid, status in (
+        Order.objects.filter(status__in=SYNCED_STATUSES)
+        .order_by("pk")
+        .values_list("pk", "account_id", "symbol", "client_order_id", "status")
+    ):
+        groups[(account_id, symbol)].append(_Local(pk, cid, status))
+    result.groups = len(groups)
+    reports: dict[int, OrderReport] = {}
+    if groups:
+        accounts = ExchangeAccount.objects.select_related("venue").in_bulk({account for account, _ in groups})
+        for account_id in sorted(accounts):
+            account_groups = {symbol: orders for (acct, symbol), orders in groups.items() if acct == account_id}
+            reports.update(_fetch(factory(accounts[account_id]), account_groups, result))
+    if reports:
+        _apply_bulk(reports, now, result)
+    result.settlements = _sweep_timeouts(now)
+    return result
+
+
+def _fetch(gateway: Gateway, groups: dict[str, list[_Local]], result: OrdersSyncResult) -> dict[int, OrderReport]:
+    async def fetch() -> dict[int, OrderReport]:
+        found: dict[int, OrderReport] = {}
+        try:
+            for symbol, local in groups.items():
+                try:
+                    listed = await gateway.open_orders(symbol=symbol)
+                    result.open_orders_calls += 1
+                    by_id = {report.client_order_id: report for report in listed}
+                    for order in local:
+                        if order.client_order_id in by_id:
+                            found[order.pk] = by_id[order.client_order_id]
+                            continue
+                        # Left the open list (or never made it there): only its own query says how.
+                        report = await gateway.get_order(symbol=symbol, client_order_id=order.client_order_id)
+                        result.order_queries += 1
+                        if report is not None:
+                            found[order.pk] = report
+                except VenueError as exc:
+                    logger.warning("order sync of %s skipped: %s", symbol, exc)
+        finally:
+            await gateway.close()
+        return found
+
+    return async_to_sync(fetch)()
+
+
+def _apply_bulk(reports: dict[int, OrderReport], now: datetime, result: OrdersSyncResult) -> None:
+    with transaction.atomic():
+        orders = list(
+            Order.objects.select_related("execution", "venue")
+            .select_for_update(skip_locked=True, of=("self", "execution"))
+            .filter(pk__in=list(reports), status__in=ORDER_OPEN_STATUSES)
+            .order_by("pk")
+        )
+        result.skipped_locked = len(reports) - len(orders)
+        trade_ids: dict[int, set[str]] = defaultdict(set)
+        for order_id, trade_id in Fill.objects.filter(order__in=orders).values_list("order_id", "trade_id"):
+            trade_ids[order_id].add(trade_id)
+        changed: list[Order] = []
+        new_fills: list[Fill] = []
+        touched: dict[str, TradeExecution] = {}
+        for order in orders:
+            previous = order.status
+            report = reports[order.pk]
+            applied = order_update_prepare(
+                order,
+                update_from_report(report, UpdateSource.POLL),
+                trade_ids[order.pk],
+                now=now,
+                exchange_order_id=report.exchange_order_id,
+            )
+            if not applied.changed:
+                continue
+            changed.append(order)
+            new_fills.extend(applied.fills)
+            if order.status != previous:
+                order_published_on_commit(order)
+            touched[str(order.execution_id)] = order.execution
+        if new_fills:
+            Fill.objects.bulk_create(new_fills)
+        if changed:
+            Order.objects.bulk_update(changed, fields=ORDER_WRITTEN_FIELDS)
+        for execution in touched.values():
+            execution_after_orders_changed(execution)
+        result.updated = len(changed)
+
+
+def _sweep_timeouts(now: datetime) -> list[str]:
+    """Open executions with an order open past the leg timeout, or with every order done: settle them."""
+    timeout = timedelta(seconds=config_values()["leg_timeout_s"])
+    cutoff = now - timeout
+    overdue = (
+        Order.objects.filter(execution__status__in=EXECUTION_OPEN_STATUSES)
+        .filter(
+            Q(status__in=ORDER_OPEN_STATUSES, submitted_at__lte=cutoff)
+            | Q(status__in=ORDER_OPEN_STATUSES, submitted_at__isnull=True, created_at__lte=cutoff)
+            | (~Q(status__in=ORDER_OPEN_STATUSES) & Q(execution__updated_at__lte=cutoff))
+        )
+        .values_list("execution_id", flat=True)
+        .distinct()
+    )
+    ids = sorted({str(execution_id) for execution_id in overdue})
+    for execution_id in ids:
+        task_enqueue_on_commit("execution_settle", execution_id)
+    return ids
+
+
+# --- instruments ---------------------------------------------------------------------------------------------
+
+
+def instruments_sync(*, gateway_factory: GatewayFactory | None = None) -> int:
+    """Write the filters and fees of every symbol of each live venue (one enabled live account per
+    venue asks). Paper venues keep their seeded instruments. Returns how many rows were written."""
+    factory = gateway_factory or gateway_for
+    accounts: dict[int, ExchangeAccount] = {}
+    for account in ExchangeAccount.objects.filter(enabled=True, mode=AccountMode.LIVE).select_related("venue"):
+        accounts.setdefault(account.venue_id, account)
+    written = 0
+    for venue_id, account in sorted(accounts.items()):
+        gateway = factory(account)
+
+        async def fetch(gateway: Gateway = gateway) -> list[SymbolRules]:
+            try:
+                return await gateway.symbol_rules()
+            finally:
+                await gateway.close()
+
+        try:
+            rules = async_to_sync(fetch)()
+        except VenueError as exc:
+            logger.warning("instrument sync of %s skipped: %s", account.venue, exc)
+            continue
+        written += _instruments_write(venue_id, account.venue.default_taker_fee, account.venue.default_maker_fee, rules)
+    return written
+
+
+@transaction.atomic
+def _instruments_write(venue_id: int, taker_default: object, maker_default: object, rules: list[SymbolRules]) -> int:
+    existing = {i.symbol: i for i in Instrument.objects.select_for_update().filter(venue_id=venue_id)}
+    for rule in rules:
+        instrument = existing.get(rule.symbol) or Instrument(venue_id=venue_id, symbol=rule.symbol)
+        instrument.base_asset = rule.base_asset
+        instrument.quote_asset = rule.quote_asset
+        instrument.status = rule.status
+        instrument.tick_size = to_storage(rule.tick_size)
+        instrument.step_size = to_storage(rule.step_size)
+        instrument.min_qty = to_storage(rule.min_qty)
+        instrument.max_qty = to_storage(rule.max_qty)
+        instrument.min_notional = to_storage(rule.min_notional)
+        if rule.taker_fee is not None:
+            instrument.taker_fee = to_storage(rule.taker_fee)
+        elif instrument.pk is None:
+            instrument.taker_fee = taker_default
+        if rule.maker_fee is not None:
+            instrument.maker_fee = to_storage(rule.maker_fee)
+        elif instrument.pk is None:
+            instrument.maker_fee = maker_default
+        instrument.save()
+    return len(rules)
+
+
+# --- opportunities --------------------------------------------------------------------------------------------
+
+
+def opportunities_expire(*, now: datetime | None = None) -> int:
+    """DETECTED opportunities older than ``opportunity_expiry_s`` become EXPIRED. Returns how many."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=config_values()["opportunity_expiry_s"])
+    return ArbitrageOpportunity.objects.filter(status=OpportunityStatus.DETECTED, detected_at__lt=cutoff).update(
+        status=OpportunityStatus.EXPIRED
+    )
