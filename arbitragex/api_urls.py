@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 from django.urls import path
-from rest_framework.authtoken.views import obtain_auth_token
+
+from arbitragex.views import ConfigView, TokenView
 
 urlpatterns = [
-    path("auth/token/", obtain_auth_token, name="auth-token"),
+    path("auth/token/", TokenView.as_view(), name="auth-token"),
+    path("config/", ConfigView.as_view(), name="config"),
 ]

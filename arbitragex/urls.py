@@ -4,7 +4,8 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from arbitragex.views import healthz
+from arbitragex.dashboard import dashboard
+from arbitragex.views import healthz, metrics_view
 
 api_v1 = [
     path("", include("marketdata.api.urls")),
@@ -17,8 +18,10 @@ api_v1 = [
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("dashboard/", dashboard, name="dashboard"),
     path("api/v1/", include(api_v1)),
     path("healthz", healthz, name="healthz"),
+    path("metrics", metrics_view, name="metrics"),
 ]
 
 handler404 = "arbitragex.api.json_404"

@@ -1,0 +1,304 @@
+"""Serializers of the trading API. Money and quantities leave as plain decimal strings, and arrive
+only as decimal strings (or integers): a JSON float has already lost precision."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from rest_framework import serializers
+
+from arbitragex.views import NamedChoiceField, PlainDecimalField
+from marketdata.api.serializers import SymbolField
+from marketdata.models import Venue
+from trading.enums import (
+    ExecutionStatus,
+    LegFailurePolicy,
+    OpportunityStatus,
+    OrderLeg,
+    OrderSide,
+    OrderStatus,
+    OrderType,
+    TimeInForce,
+)
+from trading.models import AccountBalance, ArbitrageOpportunity, Fill, Order, TradeExecution
+from trading.selectors import STATISTICS_GROUPS
+
+
+class _DecimalModelSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+    serializer_field_mapping = {
+        **serializers.ModelSerializer.serializer_field_mapping,
+        **{field: PlainDecimalField for field, mapped in serializers.ModelSerializer.serializer_field_mapping.items()
+           if mapped is serializers.DecimalField},
+    }  # fmt: skip
+
+
+class DecimalInputField(PlainDecimalField):
+    """A decimal sent as a string ("0.01") or an integer; floats are refused. Must be positive."""
+
+    default_error_messages = {
+        "float": 'send a decimal string, e.g. "0.01", not a JSON number with a fraction',
+        "not_positive": "must be greater than zero",
+    }
+
+    def to_internal_value(self, data: Any) -> Decimal:
+        if isinstance(data, float | bool):
+            self.fail("float")
+        value: Decimal = super().to_internal_value(data)
+        if value <= 0:
+            self.fail("not_positive")
+        return value
+
+
+class FillSerializer(_DecimalModelSerializer):
+    class Meta:
+        model = Fill
+        fields = [
+            "trade_id",
+            "price",
+            "qty",
+            "quote_qty",
+            "commission",
+            "commission_asset",
+            "commission_rate_to_quote",
+            "commission_quote",
+            "is_maker",
+            "filled_at",
+        ]
+        read_only_fields = fields
+
+
+class OrderSerializer(_DecimalModelSerializer):
+    execution = serializers.UUIDField(source="execution_id", read_only=True)
+    account = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    venue = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    leg = NamedChoiceField(OrderLeg.choices, enum_name="OrderLeg", read_only=True)
+    side = NamedChoiceField(OrderSide.choices, enum_name="OrderSide", read_only=True)
+    type = NamedChoiceField(OrderType.choices, enum_name="OrderType", read_only=True)
+    time_in_force = NamedChoiceField(TimeInForce.choices, enum_name="TimeInForce", allow_blank=True, read_only=True)
+    status = NamedChoiceField(OrderStatus.choices, enum_name="OrderStatus", read_only=True)
+
+    class Meta:
+        model = Order
+        fields = [
+            "id",
+            "execution",
+            "account",
+            "venue",
+            "leg",
+            "attempt",
+            "client_order_id",
+            "exchange_order_id",
+            "symbol",
+            "side",
+            "type",
+            "time_in_force",
+            "price",
+            "quantity",
+            "filled_qty",
+            "cumulative_quote",
+            "avg_price",
+            "fee_quote",
+            "status",
+            "error_code",
+            "error_message",
+            "place_attempts",
+            "submitted_at",
+            "acknowledged_at",
+            "filled_at",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class OrderWithFillsSerializer(OrderSerializer):
+    fills = FillSerializer(many=True, read_only=True)
+
+    class Meta(OrderSerializer.Meta):
+        fields = [*OrderSerializer.Meta.fields, "fills"]
+        read_only_fields = fields
+
+
+class ExecutionSerializer(_DecimalModelSerializer):
+    buy_venue = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    sell_venue = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    buy_account = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    sell_account = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    created_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True, help_text="Who created a manual execution."
+    )
+    status = NamedChoiceField(ExecutionStatus.choices, enum_name="ExecutionStatus", read_only=True)
+    leg_failure_policy = NamedChoiceField(LegFailurePolicy.choices, enum_name="LegFailurePolicy", read_only=True)
+
+    class Meta:
+        model = TradeExecution
+        fields = [
+            "id",
+            "opportunity",
+            "symbol",
+            "base_asset",
+            "quote_asset",
+            "status",
+            "buy_venue",
+            "sell_venue",
+            "buy_account",
+            "sell_account",
+            "buy_price",
+            "sell_price",
+            "quantity",
+            "expected_profit",
+            "actual_profit",
+            "fees_quote",
+            "profit_diff_fees",
+            "profit_diff_slippage",
+            "profit_diff_latency",
+            "residual_qty",
+            "reserved_quote",
+            "reserved_base",
+            "leg_failure_policy",
+            "error_code",
+            "error_message",
+            "is_manual",
+            "created_by",
+            "detected_at",
+            "started_at",
+            "submitted_at",
+            "acknowledged_at",
+            "filled_at",
+            "completed_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class ExecutionDetailSerializer(ExecutionSerializer):
+    orders = OrderWithFillsSerializer(many=True, read_only=True)
+
+    class Meta(ExecutionSerializer.Meta):
+        fields = [*ExecutionSerializer.Meta.fields, "orders"]
+        read_only_fields = fields
+
+
+class ExecutionCreateSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    """A manual execution. Prices and quantity are rounded to the venues' filters by the service."""
+
+    symbol = SymbolField(help_text="Symbol traded on both venues, e.g. BTCUSDT.")
+    buy_venue = serializers.SlugRelatedField(
+        slug_field="code", queryset=Venue.objects.all(), help_text="Venue code to buy on."
+    )
+    sell_venue = serializers.SlugRelatedField(
+        slug_field="code", queryset=Venue.objects.all(), help_text="Venue code to sell on."
+    )
+    quantity = DecimalInputField(help_text='Base-asset quantity, as a decimal string, e.g. "0.01".')
+    buy_price = DecimalInputField(help_text="Limit price of the buy leg, as a decimal string.")
+    sell_price = DecimalInputField(help_text="Limit price of the sell leg, as a decimal string.")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs["buy_venue"].pk == attrs["sell_venue"].pk:
+            raise serializers.ValidationError({"sell_venue": ["must differ from buy_venue"]})
+        return attrs
+
+
+class ExecutionCancelSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    reason = serializers.CharField(
+        required=False, allow_blank=True, max_length=200, help_text="Why, for the audit log."
+    )
+
+
+class OpportunitySerializer(_DecimalModelSerializer):
+    buy_venue = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    sell_venue = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    status = NamedChoiceField(OpportunityStatus.choices, enum_name="OpportunityStatus", read_only=True)
+
+    class Meta:
+        model = ArbitrageOpportunity
+        fields = [
+            "id",
+            "symbol",
+            "status",
+            "buy_venue",
+            "sell_venue",
+            "buy_price",
+            "sell_price",
+            "buy_qty_available",
+            "sell_qty_available",
+            "quantity",
+            "gross_rate",
+            "net_rate",
+            "estimated_profit",
+            "detected_at",
+            "buy_quote_age_ms",
+            "sell_quote_age_ms",
+            "reject_code",
+            "reject_reason",
+        ]
+        read_only_fields = fields
+
+
+class BalanceSerializer(_DecimalModelSerializer):
+    account = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    venue = serializers.CharField(source="account.venue.code", read_only=True)
+    available = PlainDecimalField(read_only=True, help_text="free - reserved")
+
+    class Meta:
+        model = AccountBalance
+        fields = ["account", "venue", "asset", "free", "locked", "reserved", "available", "updated_at", "synced_at"]
+        read_only_fields = fields
+
+
+class StatisticsQuerySerializer(serializers.Serializer):  # type: ignore[type-arg]
+    start = serializers.DateTimeField(required=False, help_text="ISO 8601, inclusive. Default: end - 30 days.")
+    end = serializers.DateTimeField(required=False, help_text="ISO 8601, exclusive. Default: now.")
+    symbol = SymbolField(required=False, help_text="Only this symbol.")
+    group_by = NamedChoiceField(
+        list(STATISTICS_GROUPS),
+        enum_name="StatisticsGroupBy",
+        required=False,
+        help_text="Also break the figures down per UTC day or symbol.",
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        start, end = attrs.get("start"), attrs.get("end")
+        if start is not None and end is not None and start > end:
+            raise serializers.ValidationError({"start": ["must not be after end"]})
+        return attrs
+
+
+class StatisticsFiguresSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    total = serializers.IntegerField(help_text="Executions started in the range.")
+    completed = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    settled = serializers.IntegerField(help_text="Executions with an actual profit recorded.")
+    wins = serializers.IntegerField(help_text="Settled executions with a positive actual profit.")
+    total_expected_profit = PlainDecimalField(help_text="Sum of the estimated profits, in the quote asset.")
+    total_actual_profit = PlainDecimalField(help_text="Sum of the actual profits, in the quote asset.")
+    average_profit = PlainDecimalField(allow_null=True, help_text="Actual profit per settled execution.")
+    win_rate = PlainDecimalField(allow_null=True, help_text="wins / settled, from 0 to 1.")
+    total_fees = PlainDecimalField(help_text="Sum of the fees, in the quote asset.")
+
+
+class StatisticsGroupSerializer(StatisticsFiguresSerializer):
+    key = serializers.CharField(help_text="The UTC day (YYYY-MM-DD) or the symbol.")
+
+
+class ExecutionStatisticsSerializer(StatisticsFiguresSerializer):
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+    symbol = serializers.CharField(allow_null=True)
+    group_by = serializers.CharField(allow_null=True)
+    groups = StatisticsGroupSerializer(many=True, help_text="Empty without group_by.")
+
+    def to_representation(self, instance: Any) -> Any:
+        """From an ``ExecutionStatisticsReport``: the summary's figures at the top level."""
+        figures = {name: getattr(instance.summary, name) for name in StatisticsFiguresSerializer().fields}
+        return super().to_representation(
+            {
+                **figures,
+                "start": instance.start,
+                "end": instance.end,
+                "symbol": instance.symbol,
+                "group_by": instance.group_by,
+                "groups": instance.groups,
+            }
+        )
