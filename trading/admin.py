@@ -1,12 +1,24 @@
 from __future__ import annotations
 
+import inspect
+import uuid
 from typing import Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 
+from arbitragex.admin_confirm import Button, action_confirmation, is_confirmed, operation_confirmation
 from arbitragex.admin_utils import LargeTableAdmin, ReadOnlyAdmin
+from arbitragex.errors import ApplicationError
+from arbitragex.money import fmt
+from arbitragex.services import audit_record
 from trading.models import (
     AccountBalance,
     ArbitrageOpportunity,
@@ -132,6 +144,54 @@ class TradeExecutionAdmin(LargeTableAdmin):
     list_select_related = ["buy_venue", "sell_venue"]
     readonly_fields = EXECUTION_READONLY
     inlines = [OrderInline]
+    actions = ["cancel_open_orders"]
+
+    @admin.action(description="Cancel the open orders of the selected executions", permissions=["change"])
+    def cancel_open_orders(self, request: HttpRequest, queryset: QuerySet[TradeExecution]) -> HttpResponse | None:
+        """Through the lifecycle's ``trading.services.execution_cancel``, which audits each cancel."""
+        from trading import services  # the lifecycle's service, loaded at call time
+
+        execution_cancel = getattr(services, "execution_cancel", None)
+        if execution_cancel is None:
+            self.message_user(
+                request,
+                "Cancelling is not available in this build (trading.services.execution_cancel is missing): "
+                "nothing was cancelled.",
+                messages.ERROR,
+            )
+            return None
+        if not is_confirmed(request):
+            return action_confirmation(
+                self,
+                request,
+                queryset,
+                action="cancel_open_orders",
+                describe=lambda e: f"{e.symbol} {e.pk} ({e.status}, {e.buy_venue} → {e.sell_venue})",
+                title="Cancel open orders",
+                question="Cancel the open orders of these executions at their venues?",
+                confirm_label="Yes, cancel their open orders",
+                consequences=[
+                    "Each open order is cancelled at its venue; what already filled stays filled.",
+                    "A leg left filled on one side is then handled by the leg-failure policy (unwind, retry or "
+                    "alert), and the execution is settled with its actual profit.",
+                    "Executions already finished are refused and reported below.",
+                ],
+            )
+        options = {"reason": f"admin: cancelled by {request.user.get_username()}"}
+        accepted = {k: v for k, v in options.items() if k in inspect.signature(execution_cancel).parameters}
+        cancelled, refused = [], []
+        for execution in queryset.order_by("started_at", "id"):
+            try:
+                execution_cancel(execution_id=execution.pk, actor=request.user, **accepted)
+            except ApplicationError as exc:
+                refused.append(f"{execution.symbol} {execution.pk}: {exc.message}")
+            else:
+                cancelled.append(f"{execution.symbol} {execution.pk}")
+        if cancelled:
+            self.message_user(request, f"Cancel sent for {len(cancelled)}: {'; '.join(cancelled)}.", messages.SUCCESS)
+        if refused:
+            self.message_user(request, f"Not cancelled ({len(refused)}): {'; '.join(refused)}", messages.ERROR)
+        return None
 
     def has_add_permission(self, request: Any) -> bool:
         # Executions are created through the risk-checked services (API or opportunity handler).
@@ -172,12 +232,97 @@ class OrderAdmin(LargeTableAdmin):
     readonly_fields = [*ORDER_FIELDS, "execution", "venue", "symbol", "time_in_force", "cumulative_quote",
                        "last_update_ms", "error_code", "place_attempts", "created_at", "updated_at"]  # fmt: skip
     inlines = [FillInline]
+    actions = ["resync_orders"]
 
     def has_add_permission(self, request: Any) -> bool:
         return False
 
     def has_delete_permission(self, request: Any, obj: Any = None) -> bool:
         return False
+
+    @admin.action(description="Resync the selected orders from their venues", permissions=["change"])
+    def resync_orders(self, request: HttpRequest, queryset: QuerySet[Order]) -> HttpResponse | None:
+        """Runs the order sync service (``trading.sync.orders_sync_open``) now, and audits each selected
+        order with its status before and after."""
+        if not is_confirmed(request):
+            return action_confirmation(
+                self,
+                request,
+                queryset,
+                action="resync_orders",
+                describe=lambda o: f"{o.client_order_id}: {o.side} {o.symbol} on {o.venue}, {o.status}",
+                title="Resync orders",
+                question="Ask the venues for the state of the open orders now?",
+                confirm_label="Yes, resync now",
+                consequences=[
+                    "Runs the order sync at once, for every open order (the selected ones included): one open-orders "
+                    "request per account and symbol, and a query for each order that left that list.",
+                    "What the venue says (status, fills) is applied through the order state machine.",
+                    "Orders not yet placed (PENDING) or already final are not asked about.",
+                ],
+            )
+        from trading import sync  # the order sync service, loaded at call time
+
+        before = {order.pk: (order.client_order_id, order.status, order.filled_qty) for order in queryset}
+        try:
+            result = sync.orders_sync_open()
+        except ApplicationError as exc:
+            self.message_user(request, f"Order sync failed: {exc.message}", messages.ERROR)
+            return None
+        after = {
+            pk: (status, filled)
+            for pk, status, filled in Order.objects.filter(pk__in=before).values_list("pk", "status", "filled_qty")
+        }
+        changed = []
+        with transaction.atomic():
+            for pk, (client_order_id, status, filled) in sorted(before.items()):
+                new_status, new_filled = after.get(pk, (status, filled))
+                audit_record(
+                    action="order.resync",
+                    target=client_order_id,
+                    actor=request.user,
+                    previous={"status": status, "filled_qty": fmt(filled)},
+                    new={"status": new_status, "filled_qty": fmt(new_filled)},
+                )
+                if new_status != status or new_filled != filled:
+                    changed.append(f"{client_order_id} {status} → {new_status}")
+        summary = (
+            f"Order sync ran: {result.open_orders_calls} open-orders request(s), {result.order_queries} order "
+            f"query(ies), {result.updated} order(s) updated."
+        )
+        detail = f" Selected orders changed: {'; '.join(changed)}." if changed else " No selected order changed."
+        self.message_user(request, summary + detail, messages.SUCCESS)
+        return None
+
+    def get_urls(self) -> list[URLPattern]:
+        # Before the stock routes: their "<path:object_id>/" would take "reconcile/" for a row.
+        view = self.admin_site.admin_view(self.reconcile_view)
+        return [path("reconcile/", view, name="trading_order_reconcile"), *super().get_urls()]
+
+    def reconcile_view(self, request: HttpRequest) -> HttpResponse:
+        """Run reconciliation now: queued for a worker (``trading.tasks.reconcile``) or run in this request."""
+        if not self.has_change_permission(request):
+            raise PermissionDenied
+        if is_confirmed(request):
+            return reconcile_run(self, request, mode=request.POST.get("mode", "queue"))
+        return operation_confirmation(
+            request,
+            admin_site=self.admin_site,
+            opts=Incident._meta,
+            title="Run reconciliation",
+            question="Compare the orders and balances of every enabled account with their venues now?",
+            confirm_label="Queue it for a worker",
+            consequences=[
+                "Orders open here but gone at the venue, venue orders unknown here and status drift become incidents.",
+                "Balances are synced; drift above the threshold opens the breaker.",
+                "Queued, a Celery worker runs it; run here, this page waits for every venue to answer.",
+            ],
+            buttons=[
+                Button(label="Queue it for a worker", name="mode", value="queue"),
+                Button(label="Run it now, here", name="mode", value="now", primary=False),
+            ],
+            cancel_url=reverse("admin:trading_incident_changelist"),
+        )
 
 
 @admin.register(Fill)
@@ -195,6 +340,62 @@ class AccountBalanceAdmin(admin.ModelAdmin):
     search_fields = ["asset", "account__name"]
     readonly_fields = ["synced_at", "updated_at"]
     list_select_related = ["account"]
+    actions = ["resync_balances"]
+
+    @admin.action(description="Resync the selected balances from their venues", permissions=["change"])
+    def resync_balances(self, request: HttpRequest, queryset: QuerySet[AccountBalance]) -> HttpResponse | None:
+        """Runs the balance sync service (``trading.balances.balances_sync``) for the accounts of the
+        selected rows, and audits each selected row with its figures before and after."""
+        if not is_confirmed(request):
+            return action_confirmation(
+                self,
+                request,
+                queryset.select_related("account"),
+                action="resync_balances",
+                describe=lambda b: f"{b.account.name} {b.asset}: free {fmt(b.free)}, locked {fmt(b.locked)}",
+                title="Resync balances",
+                question="Replace these balances with what their venues say now?",
+                confirm_label="Yes, resync them",
+                consequences=[
+                    "Every balance of the selected rows' accounts is read from the venue; a live account's free and "
+                    "locked figures are replaced (reservations are kept).",
+                    "Drift from what the recorded fills explain becomes an incident; drift above the threshold opens "
+                    "the breaker.",
+                    "A paper account's balances are the simulated venue itself: they are only marked as synced.",
+                ],
+            )
+        from trading import balances  # the balance sync service, loaded at call time
+
+        rows = list(queryset.select_related("account").order_by("pk"))
+        account_ids = sorted({row.account_id for row in rows})
+        try:
+            drifts = balances.balances_sync(account_ids=account_ids)
+        except ApplicationError as exc:
+            self.message_user(request, f"Balance sync failed: {exc.message}", messages.ERROR)
+            return None
+        fresh = AccountBalance.objects.in_bulk([row.pk for row in rows])
+        with transaction.atomic():
+            for row in rows:
+                now = fresh.get(row.pk, row)
+                synced = row.account_id in drifts
+                audit_record(
+                    action="balance.resync",
+                    target=f"{row.account.name}:{row.asset}",
+                    actor=request.user,
+                    previous={"free": fmt(row.free), "locked": fmt(row.locked)},
+                    new={"free": fmt(now.free), "locked": fmt(now.locked)} if synced else None,
+                    note="" if synced else "skipped: the venue did not answer (see the log)",
+                )
+        skipped = sorted({row.account.name for row in rows if row.account_id not in drifts})
+        found = sum(len(found) for found in drifts.values())
+        self.message_user(
+            request,
+            f"Balances synced for {len(drifts)} account(s); {found} drift incident(s) recorded.",
+            messages.SUCCESS if not found else messages.WARNING,
+        )
+        if skipped:
+            self.message_user(request, f"Not synced (venue unreachable): {', '.join(skipped)}.", messages.ERROR)
+        return None
 
 
 @admin.register(Incident)
@@ -227,3 +428,55 @@ class PaperOrderAdmin(LargeTableAdmin, ReadOnlyAdmin):
     search_fields = ["=client_order_id", "symbol"]
     list_select_related = ["account"]
     inlines = [PaperFillInline]
+
+
+# --- operations ----------------------------------------------------------------------------------------------
+
+
+def reconcile_run(model_admin: OrderAdmin, request: HttpRequest, *, mode: str) -> HttpResponse:
+    """Queue ``trading.tasks.reconcile`` for a worker, or call ``trading.reconcile.reconcile`` here; either
+    way one audit row says who started it and how."""
+    if mode == "now":
+        from trading.reconcile import reconcile  # the service, loaded at call time
+
+        try:
+            result = reconcile()
+        except ApplicationError as exc:
+            model_admin.message_user(request, f"Reconciliation failed: {exc.message}", messages.ERROR)
+            return redirect("admin:trading_incident_changelist")
+        with transaction.atomic():
+            audit_record(
+                action="reconcile.run",
+                target="every enabled account",
+                actor=request.user,
+                new={"mode": "now", "accounts": result.accounts, "incidents": len(result.incidents),
+                     "adopted": len(result.adopted)},
+            )  # fmt: skip
+        model_admin.message_user(
+            request,
+            f"Reconciliation ran over {result.accounts} account(s): {len(result.incidents)} new incident(s), "
+            f"{len(result.adopted)} venue order(s) adopted.",
+            messages.WARNING if result.incidents else messages.SUCCESS,
+        )
+        return redirect("admin:trading_incident_changelist")
+    from trading.tasks import reconcile as reconcile_task  # loaded at call time
+
+    task_id = str(uuid.uuid4())
+    try:
+        reconcile_task.apply_async(task_id=task_id)
+    except Exception as exc:  # the broker is down: say so instead of a 500
+        model_admin.message_user(
+            request, f"Could not queue reconciliation: {type(exc).__name__}: {exc}", messages.ERROR
+        )
+        return redirect("admin:trading_incident_changelist")
+    with transaction.atomic():
+        audit_record(
+            action="reconcile.run",
+            target="every enabled account",
+            actor=request.user,
+            new={"mode": "queued", "task_id": task_id},
+        )
+    model_admin.message_user(
+        request, f"Reconciliation queued (task {task_id}): its incidents appear here when a worker has run it."
+    )
+    return redirect("admin:trading_incident_changelist")
