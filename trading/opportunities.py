@@ -25,6 +25,7 @@ from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 from django.utils.module_loading import import_string
 
+from arbitragex import metrics
 from arbitragex.errors import ApplicationError, ErrorCode
 from arbitragex.money import to_storage
 from arbitragex.services import config_values
@@ -113,6 +114,7 @@ def opportunity_handle(detected: DetectedOpportunity) -> HandlerResult:
     """Record a detected opportunity and, with ``auto_execute`` on, try to execute it."""
     with transaction.atomic():
         opportunity = opportunity_record(detected=detected)
+    metrics.opportunities_detected.labels(symbol=detected.symbol).inc()
     if not config_values()["auto_execute"]:
         return HandlerResult(opportunity.pk, OpportunityStatus.DETECTED)
     hook = _execution_hook()
@@ -121,11 +123,13 @@ def opportunity_handle(detected: DetectedOpportunity) -> HandlerResult:
     try:
         execution = hook(opportunity=opportunity)
     except ApplicationError as exc:
+        metrics.opportunities_rejected.labels(reason=exc.code.name).inc()
         _mark(opportunity, OpportunityStatus.REJECTED, int(exc.code), exc.message)
         return HandlerResult(opportunity.pk, OpportunityStatus.REJECTED, int(exc.code), exc.message[:_REASON_MAX])
     except Exception as exc:
         logger.exception("execution hook failed for opportunity %s", opportunity.pk)
         reason = f"internal error: {type(exc).__name__}"
+        metrics.opportunities_rejected.labels(reason=ErrorCode.INTERNAL_ERROR.name).inc()
         _mark(opportunity, OpportunityStatus.REJECTED, int(ErrorCode.INTERNAL_ERROR), reason)
         return HandlerResult(opportunity.pk, OpportunityStatus.REJECTED, int(ErrorCode.INTERNAL_ERROR), reason)
     _mark(opportunity, OpportunityStatus.TAKEN)

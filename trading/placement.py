@@ -36,6 +36,7 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
+from arbitragex import metrics
 from arbitragex.errors import ErrorCode
 from arbitragex.services import config_values
 from trading.enums import ExecutionStatus, OrderStatus, OrderType, TimeInForce
@@ -111,6 +112,7 @@ class PlacementResult:
 class _Claim:
     order_id: int
     account_id: int
+    venue_code: str
     request: OrderRequest
     look_up_first: bool
     resend_allowed: bool
@@ -168,6 +170,7 @@ def _claim(execution_id: str) -> list[_Claim]:
         orders = list(
             Order.objects.select_for_update(of=("self",))
             .filter(execution=execution, status__in=[OrderStatus.PENDING, OrderStatus.UNKNOWN])
+            .select_related("venue")
             .order_by("pk")
         )
         claims = []
@@ -178,6 +181,7 @@ def _claim(execution_id: str) -> list[_Claim]:
                 _Claim(
                     order_id=order.pk,
                     account_id=order.account_id,
+                    venue_code=order.venue.code,
                     request=_request(order),
                     look_up_first=unknown or order.place_attempts > 0,
                     resend_allowed=not unknown,
@@ -218,7 +222,9 @@ async def _send(gateway: Gateway, claim: _Claim) -> _Outcome:
         if not claim.resend_allowed:
             return _Outcome("not_found")
     try:
-        return _Outcome("placed", report=await gateway.place_order(request))
+        with metrics.order_placement_seconds.labels(venue=claim.venue_code).time():
+            report = await gateway.place_order(request)
+        return _Outcome("placed", report=report)
     except AmbiguousVenueError as exc:
         return _Outcome("unknown", error=exc)
     except RetryableVenueError as exc:

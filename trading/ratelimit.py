@@ -37,6 +37,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django_redis import get_redis_connection
 
+from arbitragex import metrics
 from arbitragex.errors import ErrorCode
 from trading.gateways.base import FinalVenueError, RetryableVenueError
 
@@ -300,6 +301,7 @@ class RateLimiter:
         status, wait_ms, record = self._try(weight, orders)
         if status == _OK:
             return 0.0, record
+        metrics.rate_limit_waits.labels(venue=self.venue_code).inc()
         wait_s = wait_ms / 1000
         if status == _BANNED:
             raise VenueBannedError(
@@ -359,6 +361,8 @@ class RateLimiter:
                 continue
             kind = REQUEST_WEIGHT if match[1].lower() == "used-weight" else ORDERS
             args += [kind, int(match[2]) * _HEADER_UNIT_MS[match[3].lower()], used]
+            limit = f"{'weight' if kind == REQUEST_WEIGHT else 'orders'}_{match[2]}{match[3].lower()}"
+            metrics.rate_limit_used.labels(venue=self.venue_code, limit=limit).set(used)
         if args:
             self._observe(keys=[], args=[self._venue_prefix, self._account_prefix, *args])
 

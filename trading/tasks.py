@@ -12,6 +12,7 @@ from typing import Any
 
 from celery import Task, shared_task
 
+from arbitragex import metrics
 from trading import balances, finalise, placement, sync
 from trading import reconcile as reconciliation
 
@@ -36,23 +37,27 @@ def execution_settle(execution_id: str) -> str:
 
 @shared_task(name="trading.tasks.orders_sync_open", **_IDEMPOTENT)
 def orders_sync_open() -> dict[str, Any]:
-    return asdict(sync.orders_sync_open())
+    with metrics.sync_cycle_seconds.labels(job="orders").time():
+        return asdict(sync.orders_sync_open())
 
 
 @shared_task(name="trading.tasks.balances_sync", **_IDEMPOTENT)
 def balances_sync(account_ids: list[int] | None = None) -> dict[str, int]:
-    drifts = balances.balances_sync(account_ids=account_ids)
+    with metrics.sync_cycle_seconds.labels(job="balances").time():
+        drifts = balances.balances_sync(account_ids=account_ids)
     return {str(account_id): len(found) for account_id, found in drifts.items()}
 
 
 @shared_task(name="trading.tasks.instruments_sync", **_IDEMPOTENT)
 def instruments_sync() -> int:
-    return sync.instruments_sync()
+    with metrics.sync_cycle_seconds.labels(job="instruments").time():
+        return sync.instruments_sync()
 
 
 @shared_task(name="trading.tasks.reconcile", **_IDEMPOTENT)
 def reconcile() -> dict[str, Any]:
-    result = reconciliation.reconcile()
+    with metrics.sync_cycle_seconds.labels(job="reconcile").time():
+        result = reconciliation.reconcile()
     return {"accounts": result.accounts, "incidents": result.incidents, "adopted": result.adopted}
 
 

@@ -34,6 +34,7 @@ from binance import AsyncClient
 from binance.exceptions import BinanceAPIException
 from django.db import close_old_connections
 
+from arbitragex import metrics
 from arbitragex.errors import ApplicationError, NotFoundError
 from arbitragex.money import to_decimal
 from marketdata.feeds.binance import backoff_delay, socket_close, socket_manager_create
@@ -289,6 +290,7 @@ class UserDataStream:
             if self._stop.is_set():
                 break
             self.stats["reconnects"] += 1
+            metrics.stream_reconnects.labels(venue=self.connection.code, stream="user").inc()
             if connected_at is not None and time.monotonic() - connected_at >= s.stable_after_s:
                 failures = 0
             delay = max(backoff_delay(failures, s.reconnect_min_s, s.reconnect_max_s), pause_s)

@@ -52,6 +52,7 @@ from django.db import close_old_connections
 from django.db.models import F
 from django.utils.module_loading import import_string
 
+from arbitragex import metrics
 from marketdata.feeds import Feed, FeedItem, FeedRequest, FeedVenue
 from marketdata.models import Venue
 from marketdata.parsing import MalformedFrame, UnsupportedEvent, parse_depth_snapshot, parse_message
@@ -566,6 +567,7 @@ class BinanceFeed:
                 continue
             state.reconnects_unwritten += 1
             self.stats["reconnects"] += 1
+            metrics.stream_reconnects.labels(venue=state.venue.code, stream="market").inc()
             if connected_at is not None and time.monotonic() - connected_at >= s.stable_after_s:
                 failures = 0
             delay = backoff_delay(failures, s.reconnect_min_s, s.reconnect_max_s)

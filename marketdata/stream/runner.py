@@ -20,6 +20,7 @@ queue, stores the open candles and closes the channel layer's connections.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import signal
@@ -35,6 +36,7 @@ import orjson
 from django.db import close_old_connections, connections
 from django.utils import timezone
 
+from arbitragex import metrics
 from marketdata import cache
 from marketdata.detection import DetectionConfig
 from marketdata.fanout import envelope, symbol_group
@@ -183,6 +185,7 @@ class StreamRunner:
         self.max_events = max_events
         self.duration_s = duration_s
         self.handle_signals = handle_signals
+        self._ingested: collections.Counter[str] = collections.Counter()
         self.counters: dict[str, int] = {
             "handled": 0,
             "handler_dropped": 0,
@@ -306,6 +309,7 @@ class StreamRunner:
         loop = asyncio.get_running_loop()
         process = self.pipeline.process
         stats = self.pipeline.stats
+        ingested = self._ingested
         detect_every = self.settings.detect_every
         cap = self.max_events
         backoff = self.settings.feed_restart_min_s
@@ -315,6 +319,7 @@ class StreamRunner:
             try:
                 async for item in feed:
                     process(item)
+                    ingested[source.name] += 1
                     self._since_detect += 1
                     if self._since_detect >= detect_every:
                         self._detect_now()
@@ -481,6 +486,8 @@ class StreamRunner:
             if not final and self.specs_loader is not None and now >= due["specs"]:
                 due["specs"] = now + self.settings.specs_refresh_s
                 self.pipeline.specs = await self._in_thread(self._db_pool, self.specs_loader)
+            if final or now >= due["health"]:
+                self._ingested_report()
             if self.health_writer is not None and (final or now >= due["health"]):
                 due["health"] = now + self.settings.health_interval_s
                 active = self.pipeline.take_active_venues()
@@ -497,6 +504,12 @@ class StreamRunner:
         except Exception:
             self.counters["housekeeping_errors"] += 1
             logger.exception("stream housekeeping failed; retrying at the next tick")
+
+    def _ingested_report(self) -> None:
+        """Add the frames taken from each feed since the last report to the ticks-ingested metric."""
+        counts, self._ingested = self._ingested, collections.Counter()
+        for feed_name, count in counts.items():
+            metrics.ticks_ingested.labels(venue=feed_name).inc(count)
 
     def _apply_config(self, config: RuntimeConfig) -> None:
         self.pipeline.detection = config.detection

@@ -58,6 +58,7 @@ from asgiref.sync import sync_to_async
 from binance import AsyncClient
 from binance.exceptions import BinanceAPIException, BinanceRequestException
 
+from arbitragex import metrics
 from arbitragex.errors import ApplicationError, ErrorCode
 from arbitragex.money import InvalidAmount, fmt, to_decimal
 from marketdata.feeds.binance import ban_until_ms, binance_client_class, capture_response, retry_after_s
@@ -176,6 +177,20 @@ def classify(exc: BaseException, *, venue: str, operation: str, call: Call) -> V
     429 and 418 are classified here as well, but honouring them (``RateLimiter.retry_after`` /
     ``ban_async``) needs the limiter; ``BinanceGateway`` does that before raising.
     """
+    error = _classify(exc, venue=venue, operation=operation, call=call)
+    if error is not exc:  # an error classified earlier has been counted already
+        metrics.venue_errors.labels(venue=venue, error_class=_ERROR_CLASS.get(type(error), "final")).inc()
+    return error
+
+
+_ERROR_CLASS: dict[type, str] = {
+    RetryableVenueError: "retryable",
+    AmbiguousVenueError: "ambiguous",
+    FinalVenueError: "final",
+}
+
+
+def _classify(exc: BaseException, *, venue: str, operation: str, call: Call) -> VenueError:
     where = f"{venue} {operation}"
     if isinstance(exc, VenueError):
         return exc
