@@ -9,7 +9,6 @@ that dies before or after the venue got the order, an answer lost on the way bac
 from __future__ import annotations
 
 import itertools
-import threading
 import time
 import uuid
 from collections import Counter
@@ -20,7 +19,6 @@ from decimal import Decimal
 from typing import Any
 
 from django.core.cache import cache
-from django.db import connection
 
 from arbitragex import config
 from arbitragex.errors import ErrorCode
@@ -284,25 +282,3 @@ def gateways(**by_account: Callable[[Gateway], Gateway]) -> Callable[[ExchangeAc
 
 
 # --- threads with their own database connections ------------------------------------------------------------
-
-
-def run_together(*calls: Callable[[], object]) -> list[object]:
-    """Run the calls in threads released at the same moment; returns results or exceptions."""
-    barrier = threading.Barrier(len(calls))
-    results: list[object] = [None] * len(calls)
-
-    def run(index: int, call: Callable[[], object]) -> None:
-        try:
-            barrier.wait()
-            results[index] = call()
-        except Exception as exc:
-            results[index] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return results

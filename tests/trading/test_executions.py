@@ -12,6 +12,7 @@ from arbitragex.errors import ApplicationError, ErrorCode
 from arbitragex.models import AuditLog
 from risk.services import breaker_open
 from tests.factories import ArbitrageOpportunityFactory
+from tests.concurrency import run_together
 from tests.trading.lifecycle_support import (
     SYMBOL,
     balance,
@@ -19,7 +20,6 @@ from tests.trading.lifecycle_support import (
     configure,
     fund,
     make_desk,
-    run_together,
 )
 from trading import services
 from trading.client_ids import client_order_id

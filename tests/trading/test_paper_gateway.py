@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import sys
-import threading
 import time
 import types
 import uuid
@@ -15,12 +14,13 @@ from decimal import Decimal
 import pytest
 from asgiref.sync import sync_to_async
 from django.core.cache import cache
-from django.db import connection, connections
+from django.db import connections
 
 from arbitragex.errors import ApplicationError, ErrorCode
 from arbitragex.services import config_set
 from marketdata import cache as quote_cache
 from marketdata.models import Venue
+from tests.concurrency import run_together
 from tests.factories import ExchangeAccountFactory, InstrumentFactory, VenueFactory
 from tests.trading.gateway_contract import GatewayContract, Levels, levels, limit, market
 from trading import gateways
@@ -327,28 +327,6 @@ def test_gateway_for_a_live_account_on_a_simulated_venue_is_refused(db):
 
 
 # --- concurrency (PostgreSQL row locks) ------------------------------------------------------------------
-
-
-def run_together(*calls: Callable[[], object]) -> list[object]:
-    """Run the calls in threads released at the same moment; returns results or exceptions."""
-    barrier = threading.Barrier(len(calls))
-    results: list[object] = [None] * len(calls)
-
-    def run(index: int, call: Callable[[], object]) -> None:
-        try:
-            barrier.wait()
-            results[index] = call()
-        except Exception as exc:
-            results[index] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return results
 
 
 @pytest.mark.postgres
