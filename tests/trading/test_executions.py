@@ -11,8 +11,8 @@ from django.contrib.auth import get_user_model
 from arbitragex.errors import ApplicationError, ErrorCode
 from arbitragex.models import AuditLog
 from risk.services import breaker_open
-from tests.factories import ArbitrageOpportunityFactory
 from tests.concurrency import run_together
+from tests.factories import ArbitrageOpportunityFactory
 from tests.trading.lifecycle_support import (
     SYMBOL,
     balance,
