@@ -32,13 +32,7 @@ def to_decimal(value: object, *, field: str = "value") -> Decimal:
     Accepts str, int and Decimal. Refuses float (it has already lost precision), bool, NaN,
     infinities and magnitudes that do not fit the column.
     """
-    if isinstance(value, bool | float):
-        raise InvalidAmount(f"{field}: {type(value).__name__} is not accepted, send a decimal string")
-    if isinstance(value, Decimal):
-        result = value
-    elif isinstance(value, int):
-        result = Decimal(value)
-    elif isinstance(value, str):
+    if isinstance(value, str):  # venue payloads: the common case first
         text = value.strip()
         if not text or len(text) > 64:
             raise InvalidAmount(f"{field}: {value!r} is not a decimal number")
@@ -46,6 +40,12 @@ def to_decimal(value: object, *, field: str = "value") -> Decimal:
             result = Decimal(text)
         except InvalidOperation:
             raise InvalidAmount(f"{field}: {value!r} is not a decimal number") from None
+    elif isinstance(value, bool | float):
+        raise InvalidAmount(f"{field}: {type(value).__name__} is not accepted, send a decimal string")
+    elif isinstance(value, Decimal):
+        result = value
+    elif isinstance(value, int):
+        result = Decimal(value)
     else:
         raise InvalidAmount(f"{field}: {type(value).__name__} is not a decimal number")
     if not result.is_finite():

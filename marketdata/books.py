@@ -6,23 +6,33 @@ then on every event must continue the previous one. Spot checks ``U == previous 
 futures checks ``pu == previous u``. A gap raises ``BookOutOfSync``. The book then empties itself and
 buffers again, and the caller fetches a new snapshot.
 
-Levels are a dict price -> qty plus a sorted list of prices per side (bisect), so an update is a
-dict write and, for a new or removed level, one list insertion or deletion.
+Levels are a dict price -> qty per side, plus a binary heap of the side's prices that finds the best
+one: the asks' prices as they are, the bids' negated (``copy_negate``, exact whatever the number of
+digits), so both heaps are min-heaps of Decimals and every comparison is an exact Decimal one. A
+removed level leaves its heap entry behind, discarded when it reaches the top, and the heap is rebuilt
+from the dict once stale entries outnumber the live ones. An update is then a dict write plus, for a
+new level, a heap push (a few comparisons), where a sorted list paid a bisection and a memmove of
+the thousands of levels a USD-M book accumulates. Ordered reads beyond the best level (``bids()``,
+``asks()``, snapshots for the cache, ``walk``) sort or select from the dict when asked.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right, insort
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal, localcontext
+from heapq import heapify, heappop, heappush, nlargest, nsmallest
 from typing import Any
 
 from arbitragex.money import MONEY_CONTEXT, ZERO, fmt, to_storage
 from marketdata.types import BookLevel, DepthSnapshot, DepthUpdate, Quote, Side
 
 __all__ = ["BookOutOfSync", "OrderBook", "WalkResult"]
+
+# Stale heap entries tolerated beyond the live levels before a heap is rebuilt (amortised: a rebuild
+# costs about as much as the pushes that made it necessary).
+_STALE_SLACK = 64
 
 
 class BookOutOfSync(Exception):
@@ -50,9 +60,9 @@ class WalkResult:
 
 class OrderBook:
     __slots__ = (
-        "_ask_prices",
+        "_ask_heap",
         "_asks",
-        "_bid_prices",
+        "_bid_heap",
         "_bids",
         "_expect_first",
         "_pending",
@@ -72,12 +82,13 @@ class OrderBook:
         self.received_ts_ms: int | None = None
         self._bids: dict[Decimal, Decimal] = {}
         self._asks: dict[Decimal, Decimal] = {}
-        # Both ascending: the best bid is the last bid price, the best ask the first ask price.
-        self._bid_prices: list[Decimal] = []
-        self._ask_prices: list[Decimal] = []
+        # Min-heaps: the asks' prices, the bids' prices negated. They may hold removed prices (stale).
+        self._bid_heap: list[Decimal] = []
+        self._ask_heap: list[Decimal] = []
         self._pending: deque[DepthUpdate] = deque(maxlen=max_pending)
         self._expect_first = False
-        self._ticker: Quote | None = None
+        # The latest ticker newer than the depth, as (bid, bid_qty, ask, ask_qty, update_id).
+        self._ticker: tuple[Decimal, Decimal, Decimal, Decimal, int] | None = None
 
     # --- state ---
 
@@ -113,8 +124,7 @@ class OrderBook:
         for price, qty in snapshot.asks:
             if qty:
                 self._asks[price] = qty
-        self._bid_prices = sorted(self._bids)
-        self._ask_prices = sorted(self._asks)
+        self._rebuild_heaps()
         self.last_update_id = snapshot.last_update_id
         self.exchange_ts_ms = snapshot.exchange_ts_ms
         self.received_ts_ms = snapshot.received_ts_ms
@@ -132,39 +142,78 @@ class OrderBook:
 
     def apply_diff(self, update: DepthUpdate) -> bool:
         """Apply a diff depth event. Returns False when it was buffered or is already in the book."""
-        last = self.last_update_id
-        if last is None:
-            self._pending.append(update)
-            return False
-        first, final = update.first_update_id, update.final_update_id
-        prev_final = update.prev_final_update_id
-        if prev_final is None:
-            if final <= last:
-                return False
-            if self._expect_first:
-                if not first <= last + 1 <= final:
-                    self._lose_sync(update, f"first event U={first} u={final} does not cover {last + 1}")
-            elif first != last + 1:
-                self._lose_sync(update, f"gap: expected U={last + 1}, got U={first}")
-        else:
-            if final < last:
-                return False
-            if self._expect_first:
-                if not first <= last <= final:
-                    self._lose_sync(update, f"first event U={first} u={final} does not cover {last}")
-            elif prev_final != last:
-                self._lose_sync(update, f"gap: expected pu={last}, got pu={prev_final}")
+        return self.apply_depth(
+            update.first_update_id,
+            update.final_update_id,
+            update.prev_final_update_id,
+            update.bids,
+            update.asks,
+            update.exchange_ts_ms,
+            update.received_ts_ms,
+            update,
+        )
 
-        bids, bid_prices = self._bids, self._bid_prices
-        for price, qty in update.bids:
-            _set_level(bids, bid_prices, price, qty)
-        asks, ask_prices = self._asks, self._ask_prices
-        for price, qty in update.asks:
-            _set_level(asks, ask_prices, price, qty)
+    def apply_depth(
+        self,
+        first: int,
+        final: int,
+        prev_final: int | None,
+        bids: Iterable[tuple[Decimal, Decimal]],
+        asks: Iterable[tuple[Decimal, Decimal]],
+        exchange_ts_ms: int | None,
+        received_ts_ms: int,
+        update: DepthUpdate | None = None,
+    ) -> bool:
+        """``apply_diff`` from the event's values (the stream's hot path builds no ``DepthUpdate``):
+        ``bids``/``asks`` are (price, qty) pairs. ``update`` is the event itself when the caller has
+        one; otherwise it is built only if the book has to keep it (buffered before a snapshot)."""
+        last = self.last_update_id
+        if last is None or ((final <= last) if prev_final is None else (final < last)):
+            if last is None:
+                self._pending.append(update or self._update(first, final, prev_final, bids, asks, exchange_ts_ms,
+                                                            received_ts_ms))  # fmt: skip
+            return False
+        if self._expect_first:
+            if prev_final is None:
+                if not first <= last + 1 <= final:
+                    self._lose_sync(update, f"first event U={first} u={final} does not cover {last + 1}",
+                                    first, final, prev_final, bids, asks, exchange_ts_ms, received_ts_ms)  # fmt: skip
+            elif not first <= last <= final:
+                self._lose_sync(update, f"first event U={first} u={final} does not cover {last}",
+                                first, final, prev_final, bids, asks, exchange_ts_ms, received_ts_ms)  # fmt: skip
+        elif prev_final is None:
+            if first != last + 1:
+                self._lose_sync(update, f"gap: expected U={last + 1}, got U={first}",
+                                first, final, prev_final, bids, asks, exchange_ts_ms, received_ts_ms)  # fmt: skip
+        elif prev_final != last:
+            self._lose_sync(update, f"gap: expected pu={last}, got pu={prev_final}",
+                            first, final, prev_final, bids, asks, exchange_ts_ms, received_ts_ms)  # fmt: skip
+
+        # Inlined per side: a diff carries dozens of levels, and this is the stream's hottest loop.
+        levels, heap = self._bids, self._bid_heap
+        for price, qty in bids:
+            if qty:
+                if price not in levels:
+                    heappush(heap, price.copy_negate())
+                levels[price] = qty
+            else:
+                levels.pop(price, None)
+        levels, heap = self._asks, self._ask_heap
+        for price, qty in asks:
+            if qty:
+                if price not in levels:
+                    heappush(heap, price)
+                levels[price] = qty
+            else:
+                levels.pop(price, None)
+        if len(self._bid_heap) > 2 * len(self._bids) + _STALE_SLACK or (
+            len(self._ask_heap) > 2 * len(self._asks) + _STALE_SLACK
+        ):
+            self._rebuild_heaps()
         self.last_update_id = final
         self._expect_first = False
-        self.exchange_ts_ms = update.exchange_ts_ms
-        self.received_ts_ms = update.received_ts_ms
+        self.exchange_ts_ms = exchange_ts_ms
+        self.received_ts_ms = received_ts_ms
         if self._ticker is not None:
             self._reapply_ticker()
         return True
@@ -176,44 +225,70 @@ class OrderBook:
         and sets the top quantities. It stays applied on top of older diffs until a diff at least
         as new as the ticker arrives. A book without depth (no snapshot yet) is just the ticker.
         """
-        update_id = quote.update_id
-        if update_id is not None and self.last_update_id is not None and update_id <= self.last_update_id:
-            return False
-        if self.last_update_id is None:
+        return self.apply_top(
+            quote.bid, quote.bid_qty, quote.ask, quote.ask_qty, quote.update_id, quote.exchange_ts_ms,
+            quote.received_ts_ms,
+        )  # fmt: skip
+
+    def apply_top(
+        self,
+        bid: Decimal,
+        bid_qty: Decimal,
+        ask: Decimal,
+        ask_qty: Decimal,
+        update_id: int | None,
+        exchange_ts_ms: int | None,
+        received_ts_ms: int,
+    ) -> bool:
+        """``apply_book_ticker`` from the quote's values (the stream's hot path builds no ``Quote``)."""
+        last = self.last_update_id
+        if last is None:
             self._clear_levels()
-        self._set_top(quote)
-        self._ticker = quote if update_id is not None and self.last_update_id is not None else None
-        if quote.exchange_ts_ms is not None:
-            self.exchange_ts_ms = quote.exchange_ts_ms
-        self.received_ts_ms = quote.received_ts_ms
+            self._ticker = None
+        elif update_id is None:
+            self._ticker = None
+        elif update_id <= last:
+            return False
+        else:
+            self._ticker = (bid, bid_qty, ask, ask_qty, update_id)
+        self._set_top(bid, bid_qty, ask, ask_qty)
+        if exchange_ts_ms is not None:
+            self.exchange_ts_ms = exchange_ts_ms
+        self.received_ts_ms = received_ts_ms
         return True
 
     # --- reads ---
 
     def best_bid(self) -> BookLevel | None:
-        if not self._bid_prices:
-            return None
-        price = self._bid_prices[-1]
-        return BookLevel(price, self._bids[price])
+        heap, levels = self._bid_heap, self._bids
+        while heap:
+            price = heap[0].copy_negate()
+            qty = levels.get(price)
+            if qty is not None:
+                return BookLevel(price, qty)
+            heappop(heap)  # a removed level
+        return None
 
     def best_ask(self) -> BookLevel | None:
-        if not self._ask_prices:
-            return None
-        price = self._ask_prices[0]
-        return BookLevel(price, self._asks[price])
+        heap, levels = self._ask_heap, self._asks
+        while heap:
+            price = heap[0]
+            qty = levels.get(price)
+            if qty is not None:
+                return BookLevel(price, qty)
+            heappop(heap)
+        return None
 
     def bids(self, depth: int | None = None) -> list[BookLevel]:
         """Bid levels, best (highest) first."""
-        prices = self._bid_prices
-        if depth is not None:
-            prices = prices[-depth:] if depth > 0 else []
         bids = self._bids
-        return [BookLevel(price, bids[price]) for price in reversed(prices)]
+        prices = sorted(bids, reverse=True) if depth is None else nlargest(depth, bids) if depth > 0 else []
+        return [BookLevel(price, bids[price]) for price in prices]
 
     def asks(self, depth: int | None = None) -> list[BookLevel]:
         """Ask levels, best (lowest) first."""
-        prices = self._ask_prices if depth is None else self._ask_prices[: max(depth, 0)]
         asks = self._asks
+        prices = sorted(asks) if depth is None else nsmallest(depth, asks) if depth > 0 else []
         return [BookLevel(price, asks[price]) for price in prices]
 
     def top(self, depth: int) -> tuple[list[BookLevel], list[BookLevel]]:
@@ -244,11 +319,11 @@ class OrderBook:
         if qty <= ZERO:
             raise ValueError("walk: qty must be greater than zero")
         if side == Side.BUY:
-            prices: Iterable[Decimal] = self._ask_prices
             levels = self._asks
+            prices = sorted(levels)
         elif side == Side.SELL:
-            prices = reversed(self._bid_prices)
             levels = self._bids
+            prices = sorted(levels, reverse=True)
         else:
             raise ValueError(f"walk: unknown side {side!r}")
         remaining = qty
@@ -283,10 +358,52 @@ class OrderBook:
     def _clear_levels(self) -> None:
         self._bids.clear()
         self._asks.clear()
-        self._bid_prices.clear()
-        self._ask_prices.clear()
+        self._bid_heap.clear()
+        self._ask_heap.clear()
 
-    def _lose_sync(self, update: DepthUpdate, reason: str) -> None:
+    def _rebuild_heaps(self) -> None:
+        """The heaps from the dicts: only live prices, once each."""
+        self._bid_heap = [price.copy_negate() for price in self._bids]
+        heapify(self._bid_heap)
+        self._ask_heap = list(self._asks)
+        heapify(self._ask_heap)
+
+    def _update(
+        self,
+        first: int,
+        final: int,
+        prev_final: int | None,
+        bids: Iterable[tuple[Decimal, Decimal]],
+        asks: Iterable[tuple[Decimal, Decimal]],
+        exchange_ts_ms: int | None,
+        received_ts_ms: int,
+    ) -> DepthUpdate:
+        return DepthUpdate(
+            venue=self.venue,
+            symbol=self.symbol,
+            first_update_id=first,
+            final_update_id=final,
+            bids=tuple(BookLevel(price, qty) for price, qty in bids),
+            asks=tuple(BookLevel(price, qty) for price, qty in asks),
+            exchange_ts_ms=exchange_ts_ms,
+            received_ts_ms=received_ts_ms,
+            prev_final_update_id=prev_final,
+        )
+
+    def _lose_sync(
+        self,
+        update: DepthUpdate | None,
+        reason: str,
+        first: int,
+        final: int,
+        prev_final: int | None,
+        bids: Iterable[tuple[Decimal, Decimal]],
+        asks: Iterable[tuple[Decimal, Decimal]],
+        exchange_ts_ms: int | None,
+        received_ts_ms: int,
+    ) -> None:
+        if update is None:
+            update = self._update(first, final, prev_final, bids, asks, exchange_ts_ms, received_ts_ms)
         self.invalidate()
         # The offending event is newer than the book, so it may still connect to the next snapshot.
         self._pending.append(update)
@@ -296,38 +413,44 @@ class OrderBook:
         ticker = self._ticker
         if ticker is None:
             return
-        if ticker.update_id is None or (self.last_update_id is not None and ticker.update_id <= self.last_update_id):
+        bid, bid_qty, ask, ask_qty, update_id = ticker
+        if self.last_update_id is not None and update_id <= self.last_update_id:
             self._ticker = None
             return
-        self._set_top(ticker)
+        self._set_top(bid, bid_qty, ask, ask_qty)
 
-    def _set_top(self, quote: Quote) -> None:
-        bids, bid_prices = self._bids, self._bid_prices
+    def _set_top(self, bid: Decimal, bid_qty: Decimal, ask: Decimal, ask_qty: Decimal) -> None:
         # Every bid above the best bid is gone (a zero price means an empty side: all are gone).
-        cut = bisect_right(bid_prices, quote.bid)
-        for price in bid_prices[cut:]:
-            del bids[price]
-        del bid_prices[cut:]
-        if quote.bid > ZERO:
-            _set_level(bids, bid_prices, quote.bid, quote.bid_qty)
+        bids, heap = self._bids, self._bid_heap
+        if bid > ZERO:
+            above = bid.copy_negate()
+            while heap and heap[0] < above:
+                bids.pop(heappop(heap).copy_negate(), None)
+            if bid_qty:
+                if bid not in bids:
+                    heappush(heap, above)
+                bids[bid] = bid_qty
+            else:
+                bids.pop(bid, None)
+        elif bids or heap:
+            bids.clear()
+            heap.clear()
 
-        asks, ask_prices = self._asks, self._ask_prices
-        cut = bisect_left(ask_prices, quote.ask) if quote.ask > ZERO else len(ask_prices)
-        for price in ask_prices[:cut]:
-            del asks[price]
-        del ask_prices[:cut]
-        if quote.ask > ZERO:
-            _set_level(asks, ask_prices, quote.ask, quote.ask_qty)
-
-
-def _set_level(levels: dict[Decimal, Decimal], prices: list[Decimal], price: Decimal, qty: Decimal) -> None:
-    if qty:
-        if price not in levels:
-            insort(prices, price)
-        levels[price] = qty
-    elif price in levels:
-        del levels[price]
-        del prices[bisect_left(prices, price)]
+        asks, heap = self._asks, self._ask_heap
+        if ask > ZERO:
+            while heap and heap[0] < ask:
+                asks.pop(heappop(heap), None)
+            if ask_qty:
+                if ask not in asks:
+                    heappush(heap, ask)
+                asks[ask] = ask_qty
+            else:
+                asks.pop(ask, None)
+        elif asks or heap:
+            asks.clear()
+            heap.clear()
+        if len(self._bid_heap) > 2 * len(bids) + _STALE_SLACK or len(self._ask_heap) > 2 * len(asks) + _STALE_SLACK:
+            self._rebuild_heaps()
 
 
 def _text(value: Decimal) -> str:

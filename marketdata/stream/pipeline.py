@@ -2,7 +2,10 @@
 
 ``Pipeline.process`` handles one feed item without any I/O, so the event loop never waits on it. It
 parses raw frames (a malformed one is counted and skipped), updates the (venue, symbol) book and
-notes the book as changed. Reading the changed books' tops is deferred to ``detect`` (and to the
+notes the book as changed. Raw frames take the hot path: ``parsing.frame_values`` checks them exactly
+as ``parse_frame`` does but hands back plain tuples of Decimals, which go straight into the book
+(``OrderBook.apply_top``/``apply_depth``); no Quote or DepthUpdate is built per frame, only one Quote
+per changed book when its top is read. Reading the changed books' tops is deferred to ``detect`` (and to the
 takes of the flush): each changed book yields one quote, which is kept for the next flush; a symbol
 whose top of book moved is priced by the pure detection over the latest quote of every venue, and
 the debouncer decides what fires. The runner calls ``detect`` as soon as the loop is idle, so each
@@ -26,7 +29,15 @@ from marketdata.books import BookOutOfSync, OrderBook
 from marketdata.detection import Debouncer, DetectionConfig, Rejection, detect_opportunity
 from marketdata.feeds import RawFrame
 from marketdata.klines import KlineAggregator
-from marketdata.parsing import MalformedFrame, UnsupportedEvent, parse_frame, parse_message
+from marketdata.parsing import (
+    BOOK_TICKER,
+    DEPTH_SNAPSHOT,
+    DEPTH_UPDATE,
+    TRADE,
+    MalformedFrame,
+    UnsupportedEvent,
+    frame_values,
+)
 from marketdata.types import (
     DepthSnapshot,
     DepthUpdate,
@@ -147,7 +158,6 @@ class Pipeline:
         self._dirty_symbols: set[str] = set()
         self._active_venues: set[str] = set()
         self._handlers: dict[type, Callable[[Any], None]] = {
-            RawFrame: self._on_raw,
             Quote: self._on_quote,
             DepthUpdate: self._on_depth,
             DepthSnapshot: self._on_snapshot,
@@ -159,29 +169,80 @@ class Pipeline:
 
     def process(self, item: object) -> None:
         """Handle one feed item: a ``RawFrame`` or a ``MarketEvent``."""
-        self.stats.events += 1
-        handler = self._handlers.get(type(item))
-        if handler is None:
-            self.stats.ignored += 1
+        stats = self.stats
+        stats.events += 1
+        if type(item) is not RawFrame:
+            handler = self._handlers.get(type(item))
+            if handler is None:
+                stats.ignored += 1
+                return
+            handler(item)
             return
-        handler(item)
-
-    def _on_raw(self, frame: RawFrame) -> None:
-        venue, payload, received_ts_ms, symbol = frame
+        # A raw frame, the stream's hot path: parsed to plain values (frame_values), which go straight
+        # into the book; no event dataclass is built for the common kinds. It does what the _on_* handlers
+        # do with the parsed event.
+        venue, payload, received_ts_ms, symbol = item
         try:
-            if type(payload) is dict:
-                event = parse_message(payload, venue=venue, received_ts_ms=received_ts_ms, symbol=symbol)
-            else:
-                event = parse_frame(payload, venue=venue, received_ts_ms=received_ts_ms, symbol=symbol)  # type: ignore[arg-type]
+            values = frame_values(payload, venue, received_ts_ms, symbol)
         except UnsupportedEvent:
-            self.stats.unsupported += 1
+            stats.unsupported += 1
             return
         except MalformedFrame as exc:
-            self.stats.malformed += 1
-            if self.stats.malformed % _MALFORMED_LOG_EVERY == 1:
-                logger.warning("malformed frame from %s skipped (%d so far): %s", venue, self.stats.malformed, exc)
+            stats.malformed += 1
+            if stats.malformed % _MALFORMED_LOG_EVERY == 1:
+                logger.warning("malformed frame from %s skipped (%d so far): %s", venue, stats.malformed, exc)
             return
-        self._handlers[type(event)](event)
+        kind = values[0]
+        if kind == BOOK_TICKER:
+            stats.quotes += 1
+            _, symbol, bid, bid_qty, ask, ask_qty, exchange_ts_ms, update_id = values
+            key = (venue, symbol)
+            book = self.books.get(key)
+            if book is None:
+                stats.ignored += 1
+            elif not book.apply_top(bid, bid_qty, ask, ask_qty, update_id, exchange_ts_ms, received_ts_ms):
+                stats.stale_updates += 1
+            else:
+                self._changed_books.add(key)
+                if venue in self.mid_kline_venues:
+                    self.klines.add_mid(  # type: ignore[union-attr]
+                        Quote(venue, symbol, bid, bid_qty, ask, ask_qty, exchange_ts_ms, received_ts_ms, update_id)
+                    )
+        elif kind == DEPTH_UPDATE:
+            stats.depth_updates += 1
+            _, symbol, first, final, bid_prices, bid_qtys, ask_prices, ask_qtys, exchange_ts_ms, prev_final = values
+            key = (venue, symbol)
+            book = self.books.get(key)
+            if book is None:
+                stats.ignored += 1
+                return
+            try:
+                applied = book.apply_depth(
+                    first,
+                    final,
+                    prev_final,
+                    zip(bid_prices, bid_qtys, strict=True),
+                    zip(ask_prices, ask_qtys, strict=True),
+                    exchange_ts_ms,
+                    received_ts_ms,
+                )
+            except BookOutOfSync as exc:
+                self._lost_sync(key, exc)
+                return
+            if applied:
+                self._changed_books.add(key)
+        elif kind == TRADE:
+            stats.trades += 1
+            _, symbol, price, qty, _trade_id, ts_ms, _is_buyer_maker = values
+            if venue in self.trade_kline_venues and (venue, symbol) in self.books:
+                self.klines.add(venue, symbol, ts_ms, price, qty, 1)  # type: ignore[union-attr]
+                self._active_venues.add(venue)
+            if received_ts_ms > self.event_clock_ms:
+                self.event_clock_ms = received_ts_ms
+        elif kind == DEPTH_SNAPSHOT:
+            self._on_snapshot(values[1])
+        else:
+            self._on_ignored(values[1])
 
     def _on_quote(self, quote: Quote) -> None:
         self.stats.quotes += 1
