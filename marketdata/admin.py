@@ -1,12 +1,32 @@
 from __future__ import annotations
 
+from typing import Any
+
 from asgiref.sync import async_to_sync
+from django import forms
 from django.contrib import admin, messages
+from django.core.validators import URLValidator
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from arbitragex.admin_utils import LargeTableAdmin
 from marketdata.models import Instrument, Kline, Venue
+
+
+class InstrumentSymbolFilter(admin.SimpleListFilter):
+    """The symbol filter of a large table, its choices from the instruments: Django's filter on a
+    field lists the field's distinct values, a full scan of the table on every changelist page."""
+
+    title = "symbol"
+    parameter_name = "symbol"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        symbols = Instrument.objects.order_by("symbol").values_list("symbol", flat=True).distinct()
+        return [(symbol, symbol) for symbol in symbols]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        return queryset.filter(symbol=value) if value else queryset
 
 
 class InstrumentInline(admin.TabularInline):
@@ -16,8 +36,28 @@ class InstrumentInline(admin.TabularInline):
     show_change_link = True
 
 
+class VenueForm(forms.ModelForm):  # type: ignore[type-arg]
+    """Base URLs must be URLs of the scheme python-binance uses them with (the model takes any text for
+    the WebSocket ones, and ftp:// for REST)."""
+
+    class Meta:
+        model = Venue
+        fields = ["code", "name", "kind", "enabled", "rest_url", "stream_url", "ws_api_url", "tld", "testnet",
+                  "default_taker_fee", "default_maker_fee"]  # fmt: skip
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        schemes = {"rest_url": ("http", "https"), "stream_url": ("ws", "wss"), "ws_api_url": ("ws", "wss")}
+        for name, allowed in schemes.items():
+            if name in self.fields:
+                self.fields[name].validators.append(
+                    URLValidator(schemes=list(allowed), message=f"Enter a {' or '.join(allowed)} URL.")
+                )
+
+
 @admin.register(Venue)
 class VenueAdmin(admin.ModelAdmin):
+    form = VenueForm
     list_display = ["code", "name", "kind", "enabled", "last_event_at", "reconnect_count", "used_weight",
                     "banned_until"]  # fmt: skip
     list_filter = ["kind", "enabled", "testnet"]
@@ -61,7 +101,7 @@ class InstrumentAdmin(admin.ModelAdmin):
 @admin.register(Kline)
 class KlineAdmin(LargeTableAdmin):
     list_display = ["open_time", "venue", "symbol", "open", "high", "low", "close", "volume", "trades"]
-    list_filter = ["venue", "symbol"]
+    list_filter = ["venue", InstrumentSymbolFilter]
     search_fields = ["symbol"]
     date_hierarchy = "open_time"
     list_select_related = ["venue"]

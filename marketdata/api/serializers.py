@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -115,7 +115,10 @@ class KlineQuerySerializer(serializers.Serializer):  # type: ignore[type-arg]
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         end = attrs.get("end") or timezone.now()
-        start = attrs.get("start") or end - timedelta(days=1)
+        try:
+            start = attrs.get("start") or end - timedelta(days=1)
+        except OverflowError:  # an end less than a day after year 1 (was a 500)
+            start = datetime.min.replace(tzinfo=UTC)
         if start >= end:
             raise serializers.ValidationError({"start": "must be before end"})
         attrs["start"], attrs["end"] = start, end

@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import random
 import re
 import time
@@ -42,6 +43,7 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from asgiref.sync import sync_to_async
 from binance import AsyncClient, BinanceSocketManager
 from binance.exceptions import BinanceAPIException, ReadLoopClosed
@@ -119,7 +121,25 @@ class VenueAsyncClient(AsyncClient):
         if capture is not None:
             capture.headers = response.headers
             capture.status = response.status
+        if not 200 <= response.status < 300:
+            raise _api_error(response, await response.text())
         return await super()._handle_response(response)
+
+
+def _api_error(response: Any, text: str) -> BinanceAPIException:
+    """python-binance's error for a non-2XX answer, whatever its body: its own constructor assumes a JSON
+    object and fails with an AttributeError (a JSON list or string, from a proxy) or a RecursionError
+    (deep nesting), which would lose the status that says whether the request may have been executed."""
+    error = BinanceAPIException(response, response.status, "")
+    try:
+        body = orjson.loads(text) if text else None  # depth-limited, unlike json
+    except orjson.JSONDecodeError:
+        body = None
+    if isinstance(body, dict):
+        error.code, error.message = body.get("code"), body.get("msg")
+    else:
+        error.code, error.message = 0, f"HTTP {response.status}: {text[:200]}"
+    return error
 
 
 def binance_client_class(
@@ -179,13 +199,22 @@ _BANNED_UNTIL_RE = re.compile(r"banned until (\d{12,14})")
 DEFAULT_BAN_S = 120.0  # Binance's first ban lasts 2 minutes
 
 
+MAX_RETRY_AFTER_S = 3 * 24 * 3600.0  # Binance's longest IP ban is three days
+
+
 def retry_after_s(headers: Mapping[str, str] | None, default: float = 1.0) -> float:
-    """The ``Retry-After`` header in seconds (Binance sends whole seconds), or ``default``."""
+    """The ``Retry-After`` header in seconds (Binance sends whole seconds), or ``default``; a value that
+    is not a finite number is ignored, and none holds a venue back longer than ``MAX_RETRY_AFTER_S``."""
     raw = (headers or {}).get("Retry-After")
+    if raw is None:
+        return default
     try:
-        return max(float(str(raw).strip()), 0.0) if raw is not None else default
+        seconds = float(str(raw).strip())
     except ValueError:
         return default
+    if not math.isfinite(seconds):  # "inf", "nan", "1e400": an int() of it would raise later
+        return default
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER_S)
 
 
 def ban_until_ms(message: str, headers: Mapping[str, str] | None, now_ms: int) -> int:
@@ -433,11 +462,16 @@ class BinanceFeed:
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        # Bounded: a task stuck in python-binance's socket teardown must not hold up a shutdown.
+        timeout = self.settings.close_timeout_s
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=timeout)
+            if pending:
+                logger.warning("binance feed: %d task(s) still running %.1f s after close", len(pending), timeout)
         for state in self._states.values():
             if state.client is not None:
                 with contextlib.suppress(Exception):
-                    await state.client.close_connection()
+                    await asyncio.wait_for(state.client.close_connection(), timeout)
                 state.client = None
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._write_health(), self.settings.close_timeout_s)

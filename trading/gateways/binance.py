@@ -27,7 +27,8 @@ timeout / dropped connection, 5XX,     Retryable on reads,  VENUE_UNAVAILABLE /
 other codes                            Final                VENUE_ORDER_REJECTED (placement)
                                                             / VENUE_ERROR
 malformed answer                       Final                VENUE_BAD_PAYLOAD
-malformed answer to a placement        Ambiguous            VENUE_STATUS_UNKNOWN
+malformed answer to a placement,       Ambiguous            VENUE_STATUS_UNKNOWN
+any other failure of a placement
 =====================================  ===================  =================================
 
 Writes are placement and cancel. An ambiguous placement may have created the order: the caller
@@ -47,7 +48,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import Enum
@@ -63,7 +64,7 @@ from arbitragex.errors import ApplicationError, ErrorCode
 from arbitragex.money import InvalidAmount, fmt, to_decimal
 from marketdata.feeds.binance import ban_until_ms, binance_client_class, capture_response, retry_after_s
 from marketdata.parsing import MalformedFrame, parse_instrument_spec
-from trading.enums import OrderSide, OrderStatus, OrderType
+from trading.enums import ORDER_TERMINAL_STATUSES, OrderSide, OrderStatus, OrderType
 from trading.gateways.base import (
     AmbiguousVenueError,
     BalanceReport,
@@ -105,6 +106,8 @@ WEIGHT_ORDER_GET = 4
 WEIGHT_ORDER_CANCEL = 1
 WEIGHT_OPEN_ORDERS_SYMBOL = 6
 WEIGHT_ACCOUNT = 20
+WEIGHT_MY_TRADES_ORDER = 5  # myTrades with orderId
+MY_TRADES_LIMIT = 1000
 
 INSUFFICIENT_BALANCE_MSG = "Account has insufficient balance for requested action."
 DUPLICATE_ORDER_MSG = "Duplicate order sent."
@@ -117,6 +120,12 @@ _AUTH_CODES = frozenset({-1002, -1022, -2014, -2015})
 _FILTER_CODES = frozenset({-1013, -1111})
 # "Execution status unknown" by Binance's own words: the request may have been executed.
 _UNKNOWN_EXECUTION_CODES = frozenset({-1006, -1007})
+# What reading a hostile answer raises: python-binance and json on bodies that are not what Binance
+# sends (deep nesting is a RecursionError, 1e400 an infinity that int() refuses with OverflowError).
+_MALFORMED: tuple[type[BaseException], ...] = (
+    BinanceRequestException, ValueError, KeyError, TypeError, AttributeError, IndexError, ArithmeticError,
+    RecursionError, MalformedFrame, InvalidAmount,
+)  # fmt: skip
 
 
 class Call(Enum):
@@ -209,10 +218,16 @@ def _classify(exc: BaseException, *, venue: str, operation: str, call: Call) -> 
                 f"{where}: no answer ({kind}: {exc}); the request may have been executed, resolve by query",
             )
         return RetryableVenueError(ErrorCode.VENUE_UNAVAILABLE, f"{where}: no answer ({kind}: {exc})")
-    if isinstance(exc, BinanceRequestException | ValueError | KeyError | TypeError | MalformedFrame | InvalidAmount):
-        return _bad_payload(f"{where}: malformed answer: {_text(exc)}", call)
+    if isinstance(exc, _MALFORMED):
+        return _bad_payload(f"{where}: malformed answer: {type(exc).__name__}: {_text(exc)[:500]}", call)
     if isinstance(exc, ApplicationError) and exc.code == ErrorCode.VENUE_BAD_PAYLOAD:
         return _bad_payload(f"{where}: {exc.message}", call)
+    if call is Call.PLACE:
+        # Whatever failed, the order may have reached the venue: final would lose it, a query tells.
+        return AmbiguousVenueError(
+            ErrorCode.VENUE_STATUS_UNKNOWN,
+            f"{where}: {type(exc).__name__}: {exc}; the order may have been placed, resolve by query",
+        )
     return FinalVenueError(ErrorCode.VENUE_ERROR, f"{where}: {type(exc).__name__}: {exc}")
 
 
@@ -505,7 +520,53 @@ class BinanceGateway(Gateway):
             if exc.venue_code == -2013:
                 return None
             raise
-        return self._parse("get order", Call.READ, lambda: binance_order_report(data))
+        report: OrderReport = self._parse("get order", Call.READ, lambda: binance_order_report(data))
+        if report.filled_qty > 0 and report.status in ORDER_TERMINAL_STATUSES:
+            # A query answer has no fills (unlike the placement answer and the user data stream), and an
+            # order that a query resolves (an ambiguous placement, a stream gap) has no other source of
+            # them: without them it would settle as "fills missing". A finished order's trades are final.
+            report = replace(report, fills=await self._order_fills(report))
+        return report
+
+    async def _order_fills(self, report: OrderReport) -> tuple[FillReport, ...]:
+        """The trades of a finished order (``myTrades`` by order id), as fills; they must add up to its
+        executed quantity, or the venue has not shown them all yet (retryable)."""
+        order_id = int(report.exchange_order_id)
+        trades: list[Any] = []
+        while True:
+            params: dict[str, Any] = {"symbol": report.symbol, "orderId": order_id, "limit": MY_TRADES_LIMIT}
+            if trades:
+                params["fromId"] = int(trades[-1]["id"]) + 1
+            batch = await self._call("order trades", "get_my_trades", params, weight=WEIGHT_MY_TRADES_ORDER)
+            if not isinstance(batch, list):
+                raise FinalVenueError(ErrorCode.VENUE_BAD_PAYLOAD, f"{self.venue_code} myTrades: expected a list")
+            trades.extend(batch)
+            if len(batch) < MY_TRADES_LIMIT:
+                break
+
+        def parse() -> tuple[FillReport, ...]:
+            return tuple(
+                FillReport(
+                    trade_id=str(int(trade["id"])),
+                    price=_dec(trade, "price"),
+                    qty=_dec(trade, "qty"),
+                    commission=_dec(trade, "commission"),
+                    commission_asset=str(trade["commissionAsset"]),
+                    is_maker=trade["isMaker"] is True,
+                    time_ms=_int_or_none(trade.get("time")),
+                )
+                for trade in trades
+                if int(trade["orderId"]) == order_id
+            )
+
+        fills: tuple[FillReport, ...] = self._parse("order trades", Call.READ, parse)
+        if sum((fill.qty for fill in fills), Decimal(0)) != report.filled_qty:
+            raise RetryableVenueError(
+                ErrorCode.VENUE_UNAVAILABLE,
+                f"{self.venue_code} order {report.client_order_id}: its trades do not add up to its executed "
+                f"quantity {fmt(report.filled_qty)} yet",
+            )
+        return fills
 
     async def open_orders(self, *, symbol: str) -> list[OrderReport]:
         data = await self._call("open orders", "get_open_orders", {"symbol": symbol}, weight=WEIGHT_OPEN_ORDERS_SYMBOL)
