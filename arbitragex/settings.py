@@ -212,8 +212,20 @@ CELERY_TASK_SOFT_TIME_LIMIT = 100
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-# Redelivery of unacknowledged tasks (acks_late ones) after a worker dies: longer than any task.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 300}
+# Redelivery of unacknowledged tasks (acks_late ones) after a worker dies: a task a dead worker had
+# taken goes back on its queue once the visibility timeout has passed, found by a live worker's sweep
+# every unacked_restore_interval × unacked_restore_throttle seconds (kombu's default: 100 s). The
+# timeout must outlast any task, countdown included, or a task still held by a live worker is
+# delivered a second time (harmless here: every task is idempotent, but wasted). The chaos test
+# (`make chaos`) shortens it to recover within its run.
+# https://docs.celeryq.dev/en/stable/getting-started/backends-and-brokers/redis.html#visibility-timeout
+_visibility_timeout_s = env.int("CELERY_VISIBILITY_TIMEOUT", default=300)
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": _visibility_timeout_s,
+    # Sweep about every fifth of the timeout (100 s at the default of 300 s).
+    "unacked_restore_interval": max(1, min(10, _visibility_timeout_s // 5)),
+    "unacked_restore_throttle": max(1, min(10, _visibility_timeout_s // 30)),
+}
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_QUEUE_PREFIX = "test-" if TESTING else ""
 CELERY_TASK_DEFAULT_QUEUE = f"{CELERY_QUEUE_PREFIX}default"
@@ -234,6 +246,7 @@ BEAT_DEFAULT_SCHEDULES = {
     "instrument sync": {"task": "trading.tasks.instruments_sync", "every_seconds": 3600},
     "reconciliation": {"task": "trading.tasks.reconcile", "every_seconds": 300},
     "opportunity expiry": {"task": "trading.tasks.opportunities_expire", "every_seconds": 60},
+    "statistics rollup": {"task": "trading.tasks.execution_rollups_refresh", "every_seconds": 3600},
     "daily risk reset": {"task": "risk.tasks.risk_daily_reset", "crontab": crontab(minute="0", hour="0")},
 }
 

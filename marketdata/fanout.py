@@ -26,6 +26,7 @@ from uuid import UUID
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
+from arbitragex.background import background_loop
 from arbitragex.money import fmt
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "apublish",
     "envelope",
     "publish",
+    "publish_soon",
     "symbol_group",
 ]
 
@@ -66,12 +68,51 @@ def publish(group: str, payload: dict[str, Any], *, max_age_ms: int | None = Non
     return async_to_sync(apublish)(group, payload, max_age_ms=max_age_ms)  # type: ignore[no-any-return]
 
 
-async def apublish(group: str, payload: dict[str, Any], *, max_age_ms: int | None = None, layer: Any = None) -> bool:
-    """The async form of ``publish``."""
+def publish_soon(group: str, payload: dict[str, Any], *, max_age_ms: int | None = None) -> None:
+    """``publish`` without waiting for the layer: for code on a latency path (trading's after-commit
+    updates). Messages are sent in the order given, by one sender on the process's background loop
+    (``arbitragex.background``), which keeps its connections to the layer; ``publish`` opens new
+    ones on each call. An invalid group or payload is refused here, as ``publish`` does."""
+    _check(group, payload)
+    background_loop().call_soon_threadsafe(_outbox_put, (group, payload, max_age_ms))
+
+
+_OUTBOX_SIZE = 10_000
+_outbox: asyncio.Queue[tuple[str, dict[str, Any], int | None]] | None = None
+_outbox_sender: asyncio.Task[None] | None = None
+
+
+def _outbox_put(item: tuple[str, dict[str, Any], int | None]) -> None:
+    # Runs on the background loop: the queue and its sender are made there on first use.
+    global _outbox, _outbox_sender
+    if _outbox is None or _outbox_sender is None or _outbox_sender.done():
+        _outbox = asyncio.Queue(_OUTBOX_SIZE)
+        _outbox_sender = asyncio.get_running_loop().create_task(_outbox_send(_outbox))
+    try:
+        _outbox.put_nowait(item)
+    except asyncio.QueueFull:
+        logger.warning("fan-out outbox full; %s message to %s dropped", item[1]["type"], item[0])
+
+
+async def _outbox_send(outbox: asyncio.Queue[tuple[str, dict[str, Any], int | None]]) -> None:
+    while True:
+        group, payload, max_age_ms = await outbox.get()
+        try:
+            await apublish(group, payload, max_age_ms=max_age_ms)
+        except Exception:  # best effort, and the sender must outlive a bad message
+            logger.exception("publish to %s failed", group)
+
+
+def _check(group: str, payload: Any) -> None:
     if not _GROUP_NAME.match(group):
         raise ValueError(f"invalid group name {group!r}: letters, digits, '_', '.', '-', at most 99")
     if not isinstance(payload, dict) or not isinstance(payload.get("type"), str):
         raise ValueError("a payload is a dict with a string 'type'")
+
+
+async def apublish(group: str, payload: dict[str, Any], *, max_age_ms: int | None = None, layer: Any = None) -> bool:
+    """The async form of ``publish``."""
+    _check(group, payload)
     layer = layer if layer is not None else get_channel_layer()
     if layer is None:
         logger.warning("no channel layer configured; %s message to %s dropped", payload["type"], group)

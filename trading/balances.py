@@ -9,6 +9,13 @@ Sync: for a live account the venue's ``free``/``locked`` replace the local ones.
 venue's total is compared with what the local figures plus the fills recorded since the last sync
 say it should be; the difference is drift (a deposit, a withdrawal, a trade we did not place), which
 becomes a ``BALANCE_DRIFT`` incident, and drift above ``reconcile_drift_threshold`` trips the breaker.
+
+A sync is dated by when its venue read started, not when it was written, and a read older than the one
+already written is dropped: otherwise a fill made between the read and the write (or a slower sync
+writing after a newer one) is in neither the stored balance nor the fills after its date, and shows
+up as drift that trips the breaker. Whether a fill made while the last read was under way is in that
+read cannot be known (fill times are the venue's clock), so drift is not judged while a fill lies
+within ``DRIFT_GUARD`` of the last sync; a later sync judges it. Both found by the chaos run.
 A paper account's balance rows are the simulated venue itself: they are never overwritten, only
 marked as synced.
 """
@@ -19,7 +26,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal, localcontext
 
 from asgiref.sync import async_to_sync
@@ -48,6 +55,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+DRIFT_GUARD = timedelta(seconds=5)  # a venue read's duration plus the venue's clock offset, with margin
 
 GatewayFactory = Callable[[ExchangeAccount], Gateway]
 
@@ -137,7 +146,10 @@ def balance_drifts(
 def account_balances_sync(
     *, account: ExchangeAccount, reports: list[BalanceReport], now: datetime | None = None, check_drift: bool = True
 ) -> list[BalanceDrift]:
-    """Write the venue's balances of one account; returns the drift found (live accounts only)."""
+    """Write the venue's balances of one account; returns the drift found (live accounts only).
+
+    ``now`` is when the venue read of ``reports`` started (default: now).
+    """
     now = now or timezone.now()
     if account.mode == AccountMode.PAPER:
         # The rows are the paper venue: writing back what was read could undo a fill made in between.
@@ -151,12 +163,19 @@ def account_balances_sync(
             .filter(account=account).order_by("pk")}  # fmt: skip
     drifts: list[BalanceDrift] = []
     synced_before = [row.synced_at for row in rows.values() if row.synced_at is not None]
+    if synced_before and max(synced_before) > now:
+        # A read that started later is written already: this one is older, and would undo it.
+        return []
     in_flight = Order.objects.filter(account=account, status__in=ORDER_OPEN_STATUSES).exists()
     if check_drift and synced_before and not in_flight:
         # Fills of orders still open may not all be recorded yet, so drift is only judged at rest.
-        deltas = fill_deltas(account_id=account.pk, since=min(synced_before))
-        drifts = balance_drifts(rows=rows, reports=by_asset, deltas=deltas)
-        _drift_record(account, drifts)
+        since = min(synced_before)
+        if not Fill.objects.filter(
+            order__account_id=account.pk, filled_at__range=(since - DRIFT_GUARD, since + DRIFT_GUARD)
+        ).exists():
+            deltas = fill_deltas(account_id=account.pk, since=since)
+            drifts = balance_drifts(rows=rows, reports=by_asset, deltas=deltas)
+            _drift_record(account, drifts)
     for asset, row in rows.items():
         report = by_asset.get(asset)
         row.free = report.free if report is not None else ZERO
@@ -199,12 +218,13 @@ def balances_sync(
         accounts = accounts.filter(pk__in=list(account_ids))
     result: dict[int, list[BalanceDrift]] = {}
     for account in accounts:
+        read_at = timezone.now()
         try:
             reports = _fetch_balances(factory(account))
         except VenueError as exc:
             logger.warning("balance sync of %s skipped: %s", account, exc)
             continue
-        result[account.pk] = account_balances_sync(account=account, reports=reports)
+        result[account.pk] = account_balances_sync(account=account, reports=reports, now=read_at)
     return result
 
 

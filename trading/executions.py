@@ -1,10 +1,12 @@
 """Creating an execution: risk checks, then one transaction that reserves balances and writes the
 execution and its two orders, then placement enqueued after commit (DESIGN.md, lifecycle step 3).
 
-The pre-trade checks run on figures read without locks, so that a refused trade costs no lock. The
-balances are then checked again under the row locks, and that second check is the one that counts:
-two requests racing for one balance serialise on its row, and the second sees what the first
-reserved.
+The quotes, the risk figures and the config are read before the transaction. The kill switch and
+the breaker are checked on them first, so that a desk that is not trading takes no lock. Every
+pre-trade check then runs once, in its usual order, inside the transaction, on the balances read
+under their row locks and the open executions counted under them: two requests racing for one
+balance serialise on its row, and the second sees what the first reserved. (Reading the balances
+and the count a first time without locks cost two more round trips on the way to the venue.)
 """
 
 from __future__ import annotations
@@ -23,8 +25,16 @@ from arbitragex.errors import ApplicationError, ErrorCode
 from arbitragex.money import InvalidAmount, fmt, quantize_down, quantize_up, to_positive, to_storage
 from arbitragex.services import audit_record, config_values
 from marketdata import cache as quote_cache
+from marketdata.cache import CachedQuote
 from marketdata.models import Instrument, Venue
-from risk.checks import PreTradeContext, check_balances, check_open_executions, required_quote, run_pre_trade_checks
+from risk.breaker import RiskFigures
+from risk.checks import (
+    PreTradeContext,
+    check_breaker_closed,
+    check_trading_enabled,
+    required_quote,
+    run_pre_trade_checks,
+)
 from risk.selectors import risk_figures_get
 from trading.balances import balance_cache_drop_on_commit, balances_lock
 from trading.client_ids import client_order_id, uuid7
@@ -41,7 +51,7 @@ from trading.enums import (
 from trading.models import AccountBalance, ArbitrageOpportunity, ExchangeAccount, Order, TradeExecution
 from trading.orders import execution_published_on_commit, task_enqueue_on_commit
 from trading.pnl import expected_profit
-from trading.selectors import account_for_venue, executions_open_count
+from trading.selectors import accounts_for_venues, executions_open_count
 
 __all__ = ["execution_create", "execution_create_from_opportunity"]
 
@@ -78,12 +88,10 @@ def execution_create_from_opportunity(*, opportunity: ArbitrageOpportunity) -> T
             f"opportunity {opportunity.pk} is {opportunity.status}, not DETECTED",
             {"opportunity": opportunity.pk, "status": opportunity.status},
         )
-    buy_venue = Venue.objects.get(pk=opportunity.buy_venue_id)
-    sell_venue = Venue.objects.get(pk=opportunity.sell_venue_id)
     plan = _plan(
         symbol=opportunity.symbol,
-        buy_venue=buy_venue,
-        sell_venue=sell_venue,
+        buy_venue=opportunity.buy_venue_id,
+        sell_venue=opportunity.sell_venue_id,
         quantity=opportunity.quantity,
         buy_price=opportunity.buy_price,
         sell_price=opportunity.sell_price,
@@ -139,17 +147,47 @@ def _venue(value: Venue | str) -> Venue:
     return venue
 
 
-def _leg(venue: Venue, symbol: str, side: str) -> _Leg:
+def _venue_pk(venue: Venue | int) -> int:
+    return venue.pk if isinstance(venue, Venue) else venue
+
+
+def _legs(buy_venue: Venue | int, sell_venue: Venue | int, symbol: str) -> tuple[_Leg, _Leg]:
+    """Both legs, from one query for the two instruments and one for the two venues' accounts (this
+    runs on the path from a tick to the orders); checked buy leg first, as one leg at a time would be.
+
+    Venues given by pk come with their instrument or account rows; they are read on their own only
+    when a venue has neither (and the leg is refused)."""
+    venue_ids = [_venue_pk(buy_venue), _venue_pk(sell_venue)]
+    instruments = {
+        instrument.venue_id: instrument
+        for instrument in Instrument.objects.filter(venue_id__in=venue_ids, symbol=symbol, enabled=True).select_related(
+            "venue"
+        )
+    }
+    accounts = accounts_for_venues(venue_ids=venue_ids)
+    venues = {venue.pk: venue for venue in (buy_venue, sell_venue) if isinstance(venue, Venue)}
+    for rows in (instruments, accounts):
+        for venue_id, row in rows.items():
+            venues.setdefault(venue_id, row.venue)
+    missing = [venue_id for venue_id in venue_ids if venue_id not in venues]
+    if missing:
+        venues.update(Venue.objects.in_bulk(missing))
+    buy_id, sell_id = venue_ids
+    return (
+        _leg(venues[buy_id], symbol, "buy", instruments.get(buy_id), accounts.get(buy_id)),
+        _leg(venues[sell_id], symbol, "sell", instruments.get(sell_id), accounts.get(sell_id)),
+    )
+
+
+def _leg(venue: Venue, symbol: str, side: str, instrument: Instrument | None, account: ExchangeAccount | None) -> _Leg:
     if not venue.enabled:
         raise ApplicationError(ErrorCode.INVALID_PARAMETER, f"venue {venue.code} is disabled", {"venue": venue.code})
-    instrument = Instrument.objects.filter(venue=venue, symbol=symbol, enabled=True).first()
     if instrument is None:
         raise ApplicationError(
             ErrorCode.INVALID_PARAMETER,
             f"{symbol} is not traded on {venue.code}",
             {"venue": venue.code, "symbol": symbol},
         )
-    account = account_for_venue(venue_id=venue.pk)
     if account is None:
         raise ApplicationError(
             ErrorCode.INVALID_PARAMETER,
@@ -162,8 +200,8 @@ def _leg(venue: Venue, symbol: str, side: str) -> _Leg:
 def _plan(
     *,
     symbol: str,
-    buy_venue: Venue,
-    sell_venue: Venue,
+    buy_venue: Venue | int,
+    sell_venue: Venue | int,
     quantity: Decimal,
     buy_price: Decimal,
     sell_price: Decimal,
@@ -171,16 +209,16 @@ def _plan(
     opportunity: ArbitrageOpportunity | None = None,
     actor: Any = None,
 ) -> _Plan:
-    if buy_venue.pk == sell_venue.pk:
+    if _venue_pk(buy_venue) == _venue_pk(sell_venue):
         raise ApplicationError(ErrorCode.INVALID_PARAMETER, "buy and sell venues must differ")
-    buy, sell = _leg(buy_venue, symbol, "buy"), _leg(sell_venue, symbol, "sell")
+    buy, sell = _legs(buy_venue, sell_venue, symbol)
     if (buy.instrument.base_asset, buy.instrument.quote_asset) != (
         sell.instrument.base_asset,
         sell.instrument.quote_asset,
     ):
         raise ApplicationError(
             ErrorCode.INVALID_PARAMETER,
-            f"{symbol} has different assets on {buy_venue.code} and {sell_venue.code}",
+            f"{symbol} has different assets on {buy.venue.code} and {sell.venue.code}",
         )
     qty = quantize_down(quantize_down(quantity, buy.instrument.step_size), sell.instrument.step_size)
     rounded_buy = quantize_down(buy_price, buy.instrument.tick_size)
@@ -212,18 +250,29 @@ def _plan(
     )
 
 
-def _balance(account: ExchangeAccount, asset: str) -> AccountBalance | None:
-    return AccountBalance.objects.filter(account=account, asset=asset).first()
+@dataclass(frozen=True, slots=True)
+class _Reads:
+    """What the checks need that is read before the transaction (no lock is held for it)."""
+
+    values: dict[str, Any]
+    figures: RiskFigures | None
+    quotes: dict[str, CachedQuote]
+    now: datetime
 
 
-def _pre_trade_context(plan: _Plan, values: dict[str, Any], now: datetime) -> PreTradeContext:
+def _pre_trade_context(
+    plan: _Plan,
+    reads: _Reads,
+    *,
+    open_executions: int,
+    quote_balance: AccountBalance | None,
+    base_balance: AccountBalance | None,
+) -> PreTradeContext:
+    """The checks' figures: the balances and the open executions as the caller read them (locked)."""
+    values, figures, now = reads.values, reads.figures, reads.now
     base, quote = plan.buy.instrument.base_asset, plan.buy.instrument.quote_asset
-    quotes = quote_cache.quotes_for_symbol(plan.symbol, [plan.buy.venue.code, plan.sell.venue.code])
-    buy_quote, sell_quote = quotes.get(plan.buy.venue.code), quotes.get(plan.sell.venue.code)
+    buy_quote, sell_quote = reads.quotes.get(plan.buy.venue.code), reads.quotes.get(plan.sell.venue.code)
     now_ms = time.time_ns() // 1_000_000
-    figures = risk_figures_get()
-    quote_balance = _balance(plan.buy.account, quote)
-    base_balance = _balance(plan.sell.account, base)
     return PreTradeContext(
         trading_enabled=values["trading_enabled"],
         breaker_open=figures.breaker_open if figures is not None else False,
@@ -242,7 +291,7 @@ def _pre_trade_context(plan: _Plan, values: dict[str, Any], now: datetime) -> Pr
         sell_taker_fee=plan.sell.instrument.taker_fee,
         min_profit_rate=values["min_profit_rate"],
         max_notional=values["max_notional"],
-        open_executions=executions_open_count(),
+        open_executions=open_executions,
         max_open_executions=values["max_open_executions"],
         buy_venue_quote_free=quote_balance.free if quote_balance else Decimal(0),
         buy_venue_quote_reserved=quote_balance.reserved if quote_balance else Decimal(0),
@@ -256,36 +305,32 @@ def _pre_trade_context(plan: _Plan, values: dict[str, Any], now: datetime) -> Pr
 
 
 def _execution_create(plan: _Plan) -> TradeExecution:
-    now = timezone.now()
     values = config_values()
-    ctx = _pre_trade_context(plan, values, now)
-    run_pre_trade_checks(ctx)
+    figures = risk_figures_get()
+    quotes = quote_cache.quotes_for_symbol(plan.symbol, [plan.buy.venue.code, plan.sell.venue.code])
+    reads = _Reads(values=values, figures=figures, quotes=quotes, now=timezone.now())
+    check_trading_enabled(trading_enabled=values["trading_enabled"])
+    check_breaker_closed(
+        breaker_open=figures.breaker_open if figures is not None else False,
+        breaker_until=figures.breaker_until if figures is not None else None,
+        now=reads.now,
+    )
     with transaction.atomic():
-        execution = _execution_insert(plan, ctx, values, now)
+        execution = _execution_insert(plan, reads)
     return execution
 
 
-def _execution_insert(plan: _Plan, ctx: PreTradeContext, values: dict[str, Any], now: datetime) -> TradeExecution:
-    quote_key = (plan.buy.account.pk, ctx.quote_asset)
-    base_key = (plan.sell.account.pk, ctx.base_asset)
+def _execution_insert(plan: _Plan, reads: _Reads) -> TradeExecution:
+    values, now = reads.values, reads.now
+    quote_key = (plan.buy.account.pk, plan.buy.instrument.quote_asset)
+    base_key = (plan.sell.account.pk, plan.buy.instrument.base_asset)
     rows = balances_lock([quote_key, base_key])
     quote_row, base_row = rows.get(quote_key), rows.get(base_key)
-    zero = Decimal(0)
-    check_balances(
-        quantity=plan.quantity,
-        buy_price=plan.buy_price,
-        buy_taker_fee=ctx.buy_taker_fee,
-        buy_venue_quote_free=quote_row.free if quote_row else zero,
-        buy_venue_quote_reserved=quote_row.reserved if quote_row else zero,
-        sell_venue_base_free=base_row.free if base_row else zero,
-        sell_venue_base_reserved=base_row.reserved if base_row else zero,
-        base_asset=ctx.base_asset,
-        quote_asset=ctx.quote_asset,
-        buy_venue=ctx.buy_venue,
-        sell_venue=ctx.sell_venue,
+    # Counted under the balance locks: creations that share a balance row cannot both slip under the cap.
+    ctx = _pre_trade_context(
+        plan, reads, open_executions=executions_open_count(), quote_balance=quote_row, base_balance=base_row
     )
-    # Counted again under the locks: creations that share a balance row cannot both slip under the cap.
-    check_open_executions(open_executions=executions_open_count(), max_open_executions=values["max_open_executions"])
+    run_pre_trade_checks(ctx)
     assert quote_row is not None and base_row is not None  # check_balances refused a missing row
     reserve_quote = to_storage(
         required_quote(quantity=plan.quantity, buy_price=plan.buy_price, buy_taker_fee=ctx.buy_taker_fee)
@@ -293,9 +338,9 @@ def _execution_insert(plan: _Plan, ctx: PreTradeContext, values: dict[str, Any],
     reserve_base = to_storage(plan.quantity)
     quote_row.reserved += reserve_quote
     base_row.reserved += reserve_base
-    for row in (quote_row, base_row):
-        row.save(update_fields=["reserved", "updated_at"])
-    balance_cache_drop_on_commit([quote_key, base_key])
+    quote_row.updated_at = base_row.updated_at = timezone.now()
+    # One statement for both rows (bulk_update writes updated_at as set here: it skips auto_now).
+    AccountBalance.objects.bulk_update([quote_row, base_row], ["reserved", "updated_at"])
 
     if plan.opportunity is not None:
         taken = ArbitrageOpportunity.objects.filter(pk=plan.opportunity.pk, status=OpportunityStatus.DETECTED).update(
@@ -359,8 +404,11 @@ def _execution_insert(plan: _Plan, ctx: PreTradeContext, values: dict[str, Any],
                 "sell_price": fmt(plan.sell_price),
             },
         )
-    execution_published_on_commit(execution)
+    # After commit, in this order: the dashboards' PENDING first (placement, eager in-process, would
+    # publish EXECUTING), then placement, then the rest, which the orders need not wait for.
+    execution_published_on_commit(execution, created=True)
     task_enqueue_on_commit("execution_place_orders", str(execution.pk))
+    balance_cache_drop_on_commit([quote_key, base_key])
     return execution
 
 

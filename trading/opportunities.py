@@ -20,7 +20,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 from django.utils.module_loading import import_string
@@ -112,8 +111,8 @@ def _mark(opportunity: ArbitrageOpportunity, status: str, code: int | None = Non
 
 def opportunity_handle(detected: DetectedOpportunity) -> HandlerResult:
     """Record a detected opportunity and, with ``auto_execute`` on, try to execute it."""
-    with transaction.atomic():
-        opportunity = opportunity_record(detected=detected)
+    # One INSERT, committed on its own (autocommit): recorded whatever happens next.
+    opportunity = opportunity_record(detected=detected)
     metrics.opportunities_detected.labels(symbol=detected.symbol).inc()
     if not config_values()["auto_execute"]:
         return HandlerResult(opportunity.pk, OpportunityStatus.DETECTED)
@@ -132,7 +131,8 @@ def opportunity_handle(detected: DetectedOpportunity) -> HandlerResult:
         metrics.opportunities_rejected.labels(reason=ErrorCode.INTERNAL_ERROR.name).inc()
         _mark(opportunity, OpportunityStatus.REJECTED, int(ErrorCode.INTERNAL_ERROR), reason)
         return HandlerResult(opportunity.pk, OpportunityStatus.REJECTED, int(ErrorCode.INTERNAL_ERROR), reason)
-    _mark(opportunity, OpportunityStatus.TAKEN)
+    if opportunity.status != OpportunityStatus.TAKEN:  # the execution hook marked it in its transaction
+        _mark(opportunity, OpportunityStatus.TAKEN)
     execution_id = getattr(execution, "pk", None)
     return HandlerResult(
         opportunity.pk, OpportunityStatus.TAKEN, execution_id=str(execution_id) if execution_id is not None else None

@@ -56,6 +56,7 @@ from trading.state_machine import (
 )
 
 __all__ = [
+    "EXECUTION_PAYLOAD_FIELDS",
     "MAIN_LEGS",
     "ORDER_WRITTEN_FIELDS",
     "OrderApplyResult",
@@ -112,7 +113,24 @@ def _publish(payload: dict[str, Any]) -> None:
         from marketdata import fanout
     except ImportError:  # the fan-out is optional in a build without dashboards
         return
-    fanout.publish(fanout.EXECUTIONS_GROUP, payload)
+    # Not waited for: these run after commit on the placement path (the execution's creation, the
+    # claim before the orders are sent), where a round trip to the layer per update would delay them.
+    fanout.publish_soon(fanout.EXECUTIONS_GROUP, payload)
+
+
+EXECUTION_PAYLOAD_FIELDS = (
+    "symbol",
+    "status",
+    "buy_venue",
+    "sell_venue",
+    "quantity",
+    "expected_profit",
+    "actual_profit",
+    "residual_qty",
+    "started_at",
+    "completed_at",
+)
+"""What ``execution_payload`` reads: enough for ``QuerySet.only()`` on a path that publishes."""
 
 
 def execution_payload(execution: TradeExecution) -> dict[str, Any]:
@@ -132,11 +150,13 @@ def execution_payload(execution: TradeExecution) -> dict[str, Any]:
     }
 
 
-def execution_published_on_commit(execution: TradeExecution) -> None:
-    """Drop the cached execution and tell the dashboards, after commit."""
-    key = execution_cache_key(execution.pk)
+def execution_published_on_commit(execution: TradeExecution, *, created: bool = False) -> None:
+    """Drop the cached execution and tell the dashboards, after commit. A ``created`` execution has
+    nothing cached (its id is unknown outside the transaction that makes it): no cache round trip."""
     payload = execution_payload(execution)
-    transaction.on_commit(lambda: cache.delete(key))
+    if not created:
+        key = execution_cache_key(execution.pk)
+        transaction.on_commit(lambda: cache.delete(key))
     transaction.on_commit(lambda: _publish(payload), robust=True)
 
 

@@ -6,8 +6,9 @@ task ``execution_place_orders`` runs, and it may run any number of times for one
 a redelivery after a worker died): the protocol below never places an order twice.
 
 1. Lease. A Redis lock per execution lets one run at a time talk to the venues for it; another run
-   reports "busy" and is retried. The lease outlives the task's hard time limit, so a run that is
-   still sending always holds it.
+   reports "busy" and is retried. The holder renews it while it runs, up to past the task's hard time
+   limit, so a run that is still sending always holds it; the lease of a run that died (a worker
+   killed mid-send) lapses ``LEASE_TTL_S`` later, and the execution's settlement can go on.
 2. Claim (one transaction, execution row then order rows locked): each order still PENDING gets
    ``place_attempts`` + 1 and ``submitted_at`` before anything is sent. After that commit, a crash
    leaves a trace: the next run knows the order may have reached the venue.
@@ -26,6 +27,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -34,13 +37,17 @@ from typing import Any, cast
 from asgiref.sync import async_to_sync
 from django.core.cache import cache
 from django.db import transaction
+from django.db.models import Case, F, Value, When
+from django.db.models.functions import Coalesce
 from django.utils import timezone
+from redis.exceptions import LockError
 
 from arbitragex import metrics
+from arbitragex.background import background_run
 from arbitragex.errors import ErrorCode
 from arbitragex.services import config_values
 from trading.enums import ExecutionStatus, OrderStatus, OrderType, TimeInForce
-from trading.gateways import gateway_for
+from trading.gateways import gateway_for, gateway_shared
 from trading.gateways.base import (
     AmbiguousVenueError,
     FinalVenueError,
@@ -51,7 +58,13 @@ from trading.gateways.base import (
     VenueError,
 )
 from trading.models import ExchangeAccount, Order, TradeExecution
-from trading.orders import execution_published_on_commit, order_apply_update, order_mark, task_enqueue_on_commit
+from trading.orders import (
+    EXECUTION_PAYLOAD_FIELDS,
+    execution_published_on_commit,
+    order_apply_update,
+    order_mark,
+    task_enqueue_on_commit,
+)
 from trading.state_machine import UpdateSource
 
 __all__ = [
@@ -69,7 +82,12 @@ GatewayFactory = Callable[[ExchangeAccount], Gateway]
 PLACEABLE_EXECUTION_STATUSES = frozenset(
     {ExecutionStatus.PENDING, ExecutionStatus.EXECUTING, ExecutionStatus.UNWINDING}
 )
+LEASE_TTL_S = 15
+"""How long a lease outlives its holder: renewed every third of it while held, so the lease of a run
+that died lapses within this (a fixed 150 s lease kept a killed worker's executions stuck that long)."""
 LEASE_TIMEOUT_S = 150
+"""The longest a run holds a lease, renewals included: past the task's hard time limit (120 s), so a
+run still sending always holds it, and a run that hangs cannot hold it for ever."""
 RETRY_BASE_S = 0.5
 RETRY_CAP_S = 30.0
 
@@ -83,17 +101,41 @@ def retry_countdown(retries: int, *, base: float = RETRY_BASE_S, cap: float = RE
 @contextmanager
 def execution_lease(execution_id: str) -> Iterator[bool]:
     """Hold the execution's placement lease while the block runs; yields False if another run holds it."""
-    # django-redis's cache has lock(): a Redis lock with a token, released only by its holder.
-    lock = cast(Any, cache).lock(f"trade:place-lease:{execution_id}", timeout=LEASE_TIMEOUT_S)
-    acquired = lock.acquire(blocking=False)
+    # django-redis's cache has lock(): a Redis lock with a token, released only by its holder. Not
+    # thread-local: the renewing thread extends the lock that this thread took.
+    lock = cast(Any, cache).lock(f"trade:place-lease:{execution_id}", timeout=LEASE_TTL_S, thread_local=False)
+    if not lock.acquire(blocking=False):
+        yield False
+        return
+    # A thread, not a task: the block runs venue calls through async_to_sync and database work that
+    # would starve a renewal scheduled on its own event loop.
+    stop = threading.Event()
+    renewer = threading.Thread(
+        target=_lease_renew, args=(lock, execution_id, stop), name=f"lease-{execution_id}", daemon=True
+    )
+    renewer.start()
     try:
-        yield bool(acquired)
+        yield True
     finally:
-        if acquired:
-            try:
-                lock.release()
-            except Exception:  # expired meanwhile: nothing left to release
-                logger.warning("placement lease of %s had expired before release", execution_id)
+        stop.set()
+        renewer.join()
+        try:
+            lock.release()
+        except Exception:  # expired meanwhile: nothing left to release
+            logger.warning("placement lease of %s had expired before release", execution_id)
+
+
+def _lease_renew(lock: Any, execution_id: str, stop: threading.Event) -> None:
+    """Reset the lease's time to live every third of it, until released or ``LEASE_TIMEOUT_S`` is reached."""
+    until = time.monotonic() + LEASE_TIMEOUT_S - LEASE_TTL_S
+    while not stop.wait(LEASE_TTL_S / 3) and time.monotonic() < until:
+        try:
+            lock.reacquire()
+        except LockError as exc:  # it lapsed during a stall, and may be another run's now
+            logger.error("placement lease of %s lost: %s", execution_id, exc)
+            return
+        except Exception as exc:  # Redis unreachable: the lease still has the rest of its time to live
+            logger.warning("placement lease of %s not renewed: %s: %s", execution_id, type(exc).__name__, exc)
 
 
 @dataclass
@@ -112,6 +154,7 @@ class PlacementResult:
 class _Claim:
     order_id: int
     account_id: int
+    account: ExchangeAccount  # with its venue: what the gateway is made from
     venue_code: str
     request: OrderRequest
     look_up_first: bool
@@ -135,17 +178,42 @@ def execution_place(*, execution_id: str, gateway_factory: GatewayFactory | None
         claims = _claim(str(execution_id))
         if not claims:
             return result
-        outcomes = _send_all(claims, gateway_factory or gateway_for)
-        crash: BaseException | None = None
-        for claim, outcome in zip(claims, outcomes, strict=True):
-            if isinstance(outcome, BaseException):
-                crash = crash or outcome
-                continue
-            result.outcomes[claim.request.client_order_id] = outcome.kind
-            result.retry |= _apply(claim, outcome)
-        if crash is not None:
-            raise crash
+        try:
+            outcomes = _send_all(claims, gateway_factory)
+            # The claim's change, published once the orders are out: the read, the cache round trip
+            # and the fan-out need not delay them.
+            _execution_published(str(execution_id))
+            crash: BaseException | None = None
+            for claim, outcome in zip(claims, outcomes, strict=True):
+                if isinstance(outcome, BaseException):
+                    crash = crash or outcome
+                    continue
+                result.outcomes[claim.request.client_order_id] = outcome.kind
+                result.retry |= _apply(claim, outcome)
+            if crash is not None:
+                raise crash
+        finally:
+            if any(claim.resend_allowed for claim in claims):
+                _settle_schedule(str(execution_id))
     return result
+
+
+def _execution_published(execution_id: str) -> None:
+    execution = TradeExecution.objects.only(*EXECUTION_PAYLOAD_FIELDS).filter(pk=execution_id).first()
+    if execution is not None:
+        execution_published_on_commit(execution)
+
+
+def _settle_schedule(execution_id: str) -> None:
+    """Schedule the settlement that enforces the leg timeout (the periodic order sync does too).
+
+    Scheduled once the legs are sent, not with the claim: on the way to the venue, the broker round
+    trip (and, with eager tasks, the whole settlement, whose countdown eager mode ignores) would delay
+    the orders. A run that dies in between leaves its orders PENDING and claimed: the redelivered run
+    claims them again and schedules it then. A settlement of a finished execution does nothing.
+    """
+    timeout_s = config_values()["leg_timeout_s"]
+    task_enqueue_on_commit("execution_settle", execution_id, countdown=timeout_s + 1)
 
 
 def _request(order: Order) -> OrderRequest:
@@ -161,26 +229,58 @@ def _request(order: Order) -> OrderRequest:
     )
 
 
+_CLAIM_ORDER_FIELDS = (
+    "status",
+    "place_attempts",
+    "symbol",
+    "side",
+    "type",
+    "quantity",
+    "price",
+    "time_in_force",
+    "client_order_id",
+    "account",
+    "venue__code",
+)
+
+
 def _claim(execution_id: str) -> list[_Claim]:
+    """The orders to send or look up, claimed; the execution EXECUTING, its first send time kept."""
     now = timezone.now()
     with transaction.atomic():
-        execution = TradeExecution.objects.select_for_update(of=("self",)).filter(pk=execution_id).first()
-        if execution is None or execution.status not in PLACEABLE_EXECUTION_STATUSES:
+        # The execution row is locked by the UPDATE that marks it (one round trip on the way to the
+        # venue rather than a SELECT ... FOR UPDATE and an UPDATE); with no order to claim, that
+        # UPDATE is rolled back.
+        executing = TradeExecution.objects.filter(pk=execution_id, status__in=PLACEABLE_EXECUTION_STATUSES).update(
+            status=Case(
+                When(status=ExecutionStatus.PENDING, then=Value(ExecutionStatus.EXECUTING)), default=F("status")
+            ),
+            submitted_at=Coalesce("submitted_at", Value(now)),
+            updated_at=now,
+        )
+        if not executing:
             return []
+        # Only the columns used (Django's cost per query grows with its columns), and the whole
+        # account and venue, which the gateway is made from.
         orders = list(
             Order.objects.select_for_update(of=("self",))
-            .filter(execution=execution, status__in=[OrderStatus.PENDING, OrderStatus.UNKNOWN])
-            .select_related("venue")
+            .filter(execution__pk=execution_id, status__in=[OrderStatus.PENDING, OrderStatus.UNKNOWN])
+            .select_related("venue", "account__venue")
+            .only(*_CLAIM_ORDER_FIELDS)
             .order_by("pk")
         )
+        if not orders:
+            transaction.set_rollback(True)
+            return []
         claims = []
-        first_sends = False
+        claimed: list[int] = []
         for order in orders:
             unknown = order.status == OrderStatus.UNKNOWN
             claims.append(
                 _Claim(
                     order_id=order.pk,
                     account_id=order.account_id,
+                    account=order.account,
                     venue_code=order.venue.code,
                     request=_request(order),
                     look_up_first=unknown or order.place_attempts > 0,
@@ -189,24 +289,15 @@ def _claim(execution_id: str) -> list[_Claim]:
             )
             if unknown:
                 continue
-            first_sends |= order.place_attempts == 0
-            order.place_attempts += 1
-            order.submitted_at = order.submitted_at or now
-            order.save(update_fields=["place_attempts", "submitted_at", "updated_at"])
-        fields = []
-        if execution.status == ExecutionStatus.PENDING and claims:
-            execution.status = ExecutionStatus.EXECUTING
-            fields.append("status")
-        if execution.submitted_at is None and claims:
-            execution.submitted_at = now
-            fields.append("submitted_at")
-        if fields:
-            execution.save(update_fields=[*fields, "updated_at"])
-            execution_published_on_commit(execution)
-        if first_sends:
-            # The leg timeout is enforced by a settlement scheduled now, and by the periodic order sync.
-            timeout_s = config_values()["leg_timeout_s"]
-            task_enqueue_on_commit("execution_settle", execution_id, countdown=timeout_s + 1)
+            claimed.append(order.pk)
+        if claimed:
+            # One statement for every order claimed (this is on the way to the venue): each attempt is
+            # counted, and an order keeps the time it was first sent.
+            Order.objects.filter(pk__in=claimed).update(
+                place_attempts=F("place_attempts") + 1,
+                submitted_at=Coalesce("submitted_at", Value(now)),
+                updated_at=now,
+            )
     return claims
 
 
@@ -241,21 +332,31 @@ async def _send(gateway: Gateway, claim: _Claim) -> _Outcome:
         return _Outcome("rejected", error=exc)
 
 
-def _send_all(claims: list[_Claim], factory: GatewayFactory) -> list[_Outcome | BaseException]:
-    accounts = ExchangeAccount.objects.select_related("venue").in_bulk({claim.account_id for claim in claims})
-    gateways = {pk: factory(account) for pk, account in accounts.items()}
+def _send_all(claims: list[_Claim], factory: GatewayFactory | None) -> list[_Outcome | BaseException]:
+    accounts = {claim.account_id: claim.account for claim in claims}
 
-    async def send_all() -> list[_Outcome | BaseException]:
+    async def send_all(gateways: dict[int, Gateway]) -> list[_Outcome | BaseException]:
+        # return_exceptions: one leg failing in an unexpected way must not lose the other's answer.
+        return await asyncio.gather(
+            *(_send(gateways[claim.account_id], claim) for claim in claims), return_exceptions=True
+        )
+
+    if factory is None and not transaction.get_connection().in_atomic_block:
+        shared = {pk: gateway_shared(account) for pk, account in accounts.items()}
+        if all(gateway is not None for gateway in shared.values()):
+            # Live Binance legs: the process's gateways, whose clients stay connected between runs.
+            return background_run(send_all(cast(dict[int, Gateway], shared)))
+
+    gateways = {pk: (factory or gateway_for)(account) for pk, account in accounts.items()}
+
+    async def send_and_close() -> list[_Outcome | BaseException]:
         try:
-            # return_exceptions: one leg failing in an unexpected way must not lose the other's answer.
-            return await asyncio.gather(
-                *(_send(gateways[claim.account_id], claim) for claim in claims), return_exceptions=True
-            )
+            return await send_all(gateways)
         finally:
             for gateway in gateways.values():
                 await gateway.close()
 
-    return async_to_sync(send_all)()
+    return async_to_sync(send_and_close)()
 
 
 def _apply(claim: _Claim, outcome: _Outcome) -> bool:

@@ -60,6 +60,7 @@ class _VenueView:
     open_orders: dict[str, list[OrderReport]] = field(default_factory=dict)
     queried: dict[str, OrderReport | None] = field(default_factory=dict)
     balances: list[BalanceReport] | None = None
+    balances_read_at: datetime | None = None
 
 
 def reconcile(*, gateway_factory: GatewayFactory | None = None, now: datetime | None = None) -> ReconcileResult:
@@ -83,7 +84,9 @@ def reconcile(*, gateway_factory: GatewayFactory | None = None, now: datetime | 
         result.accounts += 1
         _orders_compare(account, view, local_open, result)
         if view.balances is not None:
-            result.balance_drifts[account.pk] = account_balances_sync(account=account, reports=view.balances, now=now)
+            result.balance_drifts[account.pk] = account_balances_sync(
+                account=account, reports=view.balances, now=view.balances_read_at or now
+            )
     return result
 
 
@@ -97,6 +100,7 @@ def _fetch(gateway: Gateway, symbols: list[str], local_open: dict[str, Order]) -
             for cid, order in local_open.items():
                 if cid not in listed:
                     view.queried[cid] = await gateway.get_order(symbol=order.symbol, client_order_id=cid)
+            view.balances_read_at = timezone.now()
             view.balances = await gateway.balances()
         finally:
             await gateway.close()

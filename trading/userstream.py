@@ -65,6 +65,12 @@ ORDER_APPLY_UPDATE = "trading.orders.order_apply_update"
 WEIGHT_CONNECT = 2  # AsyncClient.create(): ping and server time
 WEIGHT_SUBSCRIBE = 2
 WEIGHT_PING = 1
+# What reading a malformed event raises. ApplicationError: status_from_binance's VENUE_BAD_PAYLOAD for a
+# status Binance never sends; RecursionError: str() of a value nested deeper than Python recurses (JSON
+# allows it, up to the decoder's 1024 levels), which would otherwise end the subscription.
+_MALFORMED_EVENT: tuple[type[BaseException], ...] = (
+    KeyError, TypeError, ValueError, AttributeError, IndexError, ArithmeticError, RecursionError, ApplicationError,
+)  # fmt: skip
 
 
 # --- events -> reports -------------------------------------------------------------------------------------
@@ -393,8 +399,7 @@ class UserDataStream:
             else:
                 # balanceUpdate (deposits, transfers) is followed by an outboundAccountPosition.
                 self.stats["ignored"] += 1
-        except (KeyError, TypeError, ValueError, ApplicationError) as exc:
-            # ApplicationError: status_from_binance's VENUE_BAD_PAYLOAD for a status Binance never sends.
+        except _MALFORMED_EVENT as exc:
             self._malformed(kind, exc)
         return None
 

@@ -7,6 +7,8 @@ from decimal import Decimal
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from arbitragex.errors import ApplicationError, ErrorCode
 from arbitragex.models import AuditLog
@@ -250,3 +252,27 @@ def test_concurrent_executions_never_overspend_one_balance(transactional_db):
     assert TradeExecution.objects.count() == 2
     assert Order.objects.count() == 4
     desk.clear()
+
+
+def test_an_execution_is_created_in_a_bounded_number_of_queries(desk, django_assert_max_num_queries):
+    """On the way from a tick to the orders: the instruments (with their venues), the accounts, the
+    config and the risk state when they are not cached, then one transaction: lock both balances, count the open
+    executions, reserve both balances in one UPDATE, take the opportunity, insert the execution and
+    both orders. The balances and the count are read once, under the locks, not first without them."""
+    opportunity = opportunity_on(desk)
+
+    with django_assert_max_num_queries(12):
+        execution = services.execution_create_from_opportunity(opportunity=opportunity)
+
+    assert execution.status == ExecutionStatus.PENDING
+
+
+def test_a_desk_that_is_not_trading_refuses_before_taking_any_lock(desk):
+    configure(trading_enabled=False)
+    opportunity = opportunity_on(desk)
+
+    with pytest.raises(ApplicationError) as refused, CaptureQueriesContext(connection) as queries:
+        services.execution_create_from_opportunity(opportunity=opportunity)
+
+    assert refused.value.code == ErrorCode.TRADING_DISABLED
+    assert not any("FOR UPDATE" in query["sql"] for query in queries.captured_queries)

@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from decimal import Decimal
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import pytest
 from django.conf import settings
@@ -46,7 +46,11 @@ def worker_database_url() -> str:
             auth += ":" + quote(db["PASSWORD"], safe="")
         host = f"{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}"
         return f"postgres://{auth}@{host}/{db['NAME']}"
-    return f"sqlite:///{db['NAME']}"
+    # With the embedded configuration's SQLite options (BEGIN IMMEDIATE, busy timeout), which a URL alone
+    # does not give: a deferred transaction fails at once with "database is locked" when it must upgrade
+    # to a write after another process wrote.
+    options = urlencode(db.get("OPTIONS") or {})
+    return f"sqlite:///{db['NAME']}" + (f"?{options}" if options else "")
 
 
 class Worker:
@@ -184,7 +188,7 @@ def test_a_worker_killed_after_claiming_the_orders_loses_and_duplicates_nothing(
     assert not PaperOrder.objects.exists()
     assert set(Order.objects.filter(execution=execution).values_list("status", flat=True)) == {OrderStatus.PENDING}
     # Redis redelivers an unacknowledged task after its visibility timeout (300 s), by which time the
-    # dead run's placement lease (150 s) has expired. Both are fast-forwarded here.
+    # dead run's placement lease (LEASE_TTL_S) has lapsed. Both are fast-forwarded here.
     cache.delete(f"trade:place-lease:{execution.id}")
     configure(paper_fill_latency_ms=0)
     second = workers()

@@ -237,3 +237,49 @@ def test_backoff_grows_exponentially_with_jitter_and_is_capped(retries):
 
     assert all(0.5 * nominal <= delay <= 1.5 * nominal for delay in delays)
     assert len(set(delays)) > 1
+
+
+def test_the_leg_timeout_settlement_is_scheduled_once_the_orders_are_out(
+    desk, execution, monkeypatch, django_capture_on_commit_callbacks
+):
+    configure(leg_timeout_s=10)
+    counting = CountingGateways()
+    scheduled = []
+
+    def settle_later(*, args, countdown=None, **_):
+        # What the venues had received when the settlement was asked for.
+        scheduled.append((args, countdown, counting.total("place_order")))
+
+    monkeypatch.setattr(tasks.execution_settle, "apply_async", settle_later)
+    with django_capture_on_commit_callbacks(execute=True):
+        execution_place(execution_id=str(execution.id), gateway_factory=counting)
+
+    # Not before the send (with eager tasks it would run then, its countdown ignored), and once. (The
+    # filled legs also ask for a settlement right away.)
+    timed = [call for call in scheduled if call[1] is not None]
+    assert timed == [((str(execution.id),), 11, 2)]
+
+
+def test_a_first_run_claims_in_one_short_transaction(desk, execution, django_assert_max_num_queries):
+    # Mark and lock the execution (one UPDATE), lock its orders with their accounts and venues, one
+    # UPDATE for the orders; the savepoint and its release stand for BEGIN and COMMIT here.
+    from trading.placement import _claim
+
+    with django_assert_max_num_queries(5):
+        claims = _claim(str(execution.id))
+
+    assert {claim.request.client_order_id for claim in claims} == {o.client_order_id for o in legs(execution).values()}
+    assert all(claim.account.venue.code for claim in claims)  # no query left for the gateway
+    execution.refresh_from_db()
+    assert execution.status == ExecutionStatus.EXECUTING and execution.submitted_at is not None
+    assert {o.place_attempts for o in legs(execution).values()} == {1}
+
+
+def test_a_claim_with_nothing_to_send_changes_nothing(desk, execution):
+    from trading.placement import _claim
+
+    Order.objects.filter(execution=execution).update(status=OrderStatus.CANCELLED)
+
+    assert _claim(str(execution.id)) == []
+    execution.refresh_from_db()
+    assert execution.status == ExecutionStatus.PENDING and execution.submitted_at is None

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import atexit
+import contextlib
 import importlib
-from typing import TYPE_CHECKING
+import threading
+from typing import TYPE_CHECKING, Any
 
 from arbitragex.errors import ApplicationError, ErrorCode
 from trading.enums import AccountMode
@@ -47,4 +51,50 @@ def gateway_for(account: ExchangeAccount) -> Gateway:
     )
 
 
-__all__ = ["gateway_for"]
+_shared: dict[int, tuple[tuple[Any, ...], Gateway]] = {}
+_shared_lock = threading.Lock()
+
+
+def _shared_close() -> None:
+    """At exit: close the shared gateways' sessions on the loop they belong to."""
+    from arbitragex.background import background_run
+
+    with _shared_lock:
+        gateways = [gateway for _, gateway in _shared.values()]
+        _shared.clear()
+
+    async def close_all() -> None:
+        await asyncio.gather(*(gateway.close() for gateway in gateways), return_exceptions=True)
+
+    if gateways:
+        with contextlib.suppress(Exception):
+            background_run(close_all(), timeout_s=5)
+
+
+def gateway_shared(account: ExchangeAccount) -> Gateway | None:
+    """This process's long-lived gateway of a live Binance account, or None for any other account.
+
+    Its python-binance client (HTTP session, clock offset) is kept between calls instead of being
+    created for each placement, which pings the venue and asks its time first. A client belongs to
+    the event loop it was made on: use the gateway on ``arbitragex.background`` only, and never close
+    it. An account or venue saved since (new credentials, URLs) gets a new gateway.
+    """
+    from arbitragex.background import background_submit
+    from marketdata.models import Venue
+
+    venue = account.venue
+    if account.mode != AccountMode.LIVE or venue.kind != Venue.Kind.BINANCE:
+        return None
+    version = (account.updated_at, venue.updated_at)
+    with _shared_lock:
+        if not _shared:
+            atexit.register(_shared_close)
+        held = _shared.get(account.pk)
+        if held is None or held[0] != version:
+            if held is not None:
+                background_submit(held[1].close())  # on the loop its session belongs to
+            _shared[account.pk] = held = (version, gateway_for(account))
+    return held[1]
+
+
+__all__ = ["gateway_for", "gateway_shared"]
