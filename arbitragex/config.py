@@ -141,6 +141,9 @@ REGISTRY: dict[str, ConfigKey] = {
                   "Balance drift (in the asset) above which reconciliation trips the breaker.", D("0"), D("1000000")),
         ConfigKey("opportunity_expiry_s", "int", 60, "Detected opportunities older than this are expired.", 1, 86400),
         ConfigKey("paper_fill_latency_ms", "int", 0, "Simulated venue latency of the paper gateway.", 0, 60000),
+        ConfigKey("statistics_rollup_delay_s", "int", 86400,
+                  "A UTC day's final executions are rolled up for the statistics this long after the day ended.",
+                  0, 2592000),
     ]
 }  # fmt: skip
 

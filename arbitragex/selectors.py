@@ -21,6 +21,10 @@ from risk.models import GLOBAL_SCOPE, RiskState
 from trading.enums import EXECUTION_OPEN_STATUSES, ExecutionStatus
 from trading.models import TradeExecution
 
+# The settled executions whose profit is booked (a failed one traded nothing; a parked one waits for
+# an operator): the day's PnL and the risk state's daily PnL add up the same executions.
+PNL_STATUSES = (ExecutionStatus.COMPLETED, ExecutionStatus.UNWOUND)
+
 __all__ = ["OperationsOverview", "VenueHealth", "operations_overview"]
 
 # A stream writes Venue.last_event_at every 5 s while events arrive; three missed writes mean silence.
@@ -61,9 +65,10 @@ def operations_overview(*, now: datetime | None = None) -> OperationsOverview:
     day = now.astimezone(UTC).date()
     day_start = datetime.combine(day, time.min, tzinfo=UTC)
     # Each count goes through its own index-friendly filter: the open statuses are few rows of the
-    # (status, started_at) index, and today's completions are filtered on status first.
+    # (status, started_at) index, and today's settlements are a range of the completed_at index. An
+    # unwound execution made or lost money too (the risk state counts it): it is part of the day's PnL.
     today = TradeExecution.objects.filter(
-        status=ExecutionStatus.COMPLETED, completed_at__gte=day_start, completed_at__lt=day_start + timedelta(days=1)
+        status__in=PNL_STATUSES, completed_at__gte=day_start, completed_at__lt=day_start + timedelta(days=1)
     ).aggregate(pnl=Sum("actual_profit"), completed=Count("id"))
     open_executions = TradeExecution.objects.filter(status__in=EXECUTION_OPEN_STATUSES).count()
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import inspect
+import re
 import uuid
 from typing import Any
 
@@ -19,10 +20,12 @@ from arbitragex.admin_utils import LargeTableAdmin, ReadOnlyAdmin
 from arbitragex.errors import ApplicationError
 from arbitragex.money import fmt
 from arbitragex.services import audit_record
+from marketdata.admin import InstrumentSymbolFilter
 from trading.models import (
     AccountBalance,
     ArbitrageOpportunity,
     ExchangeAccount,
+    ExecutionDayRollup,
     Fill,
     Incident,
     Order,
@@ -30,6 +33,16 @@ from trading.models import (
     PaperOrder,
     TradeExecution,
 )
+
+# Venue API keys and secrets are printable ASCII: whitespace or a control character would end up in an
+# HTTP header (the key) or in what is signed (the secret), and no venue would accept it.
+_CREDENTIAL = re.compile(r"[\x21-\x7e]+")
+
+
+def _credential(value: str, what: str) -> str:
+    if value and not _CREDENTIAL.fullmatch(value):
+        raise forms.ValidationError(f"The {what} is printable ASCII, without spaces or control characters.")
+    return value
 
 
 class ExchangeAccountForm(forms.ModelForm):
@@ -42,6 +55,12 @@ class ExchangeAccountForm(forms.ModelForm):
     class Meta:
         model = ExchangeAccount
         fields = ["name", "venue", "mode", "enabled", "api_key"]
+
+    def clean_api_key(self) -> str:
+        return _credential(self.cleaned_data.get("api_key") or "", "API key")
+
+    def clean_api_secret(self) -> str:
+        return _credential(self.cleaned_data.get("api_secret") or "", "API secret")
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
@@ -86,7 +105,7 @@ class ExchangeAccountAdmin(admin.ModelAdmin):
 class ArbitrageOpportunityAdmin(LargeTableAdmin, ReadOnlyAdmin):
     list_display = ["detected_at", "symbol", "buy_venue", "sell_venue", "buy_price", "sell_price", "quantity",
                     "net_rate", "estimated_profit", "status", "reject_reason"]  # fmt: skip
-    list_filter = ["status", "symbol", "buy_venue", "sell_venue"]
+    list_filter = ["status", InstrumentSymbolFilter, "buy_venue", "sell_venue"]
     search_fields = ["symbol", "reject_reason"]
     date_hierarchy = "detected_at"
     list_select_related = ["buy_venue", "sell_venue"]
@@ -138,7 +157,7 @@ EXECUTION_READONLY = [
 class TradeExecutionAdmin(LargeTableAdmin):
     list_display = ["started_at", "symbol", "buy_venue", "sell_venue", "quantity", "expected_profit",
                     "actual_profit", "status", "completed_at"]  # fmt: skip
-    list_filter = ["status", "symbol", "buy_venue", "sell_venue", "is_manual"]
+    list_filter = ["status", InstrumentSymbolFilter, "buy_venue", "sell_venue", "is_manual"]
     search_fields = ["=id", "symbol", "error_message"]
     date_hierarchy = "started_at"
     list_select_related = ["buy_venue", "sell_venue"]
@@ -225,7 +244,7 @@ class TradeExecutionAdmin(LargeTableAdmin):
 class OrderAdmin(LargeTableAdmin):
     list_display = ["created_at", "client_order_id", "symbol", "side", "leg", "venue", "price", "quantity",
                     "filled_qty", "status"]  # fmt: skip
-    list_filter = ["status", "side", "leg", "venue", "symbol"]
+    list_filter = ["status", "side", "leg", "venue", InstrumentSymbolFilter]
     search_fields = ["=client_order_id", "=exchange_order_id", "symbol"]
     date_hierarchy = "created_at"
     list_select_related = ["venue"]
@@ -405,6 +424,16 @@ class IncidentAdmin(LargeTableAdmin, ReadOnlyAdmin):
     list_filter = ["kind", "account"]
     search_fields = ["symbol", "asset"]
     date_hierarchy = "detected_at"
+
+
+@admin.register(ExecutionDayRollup)
+class ExecutionDayRollupAdmin(LargeTableAdmin, ReadOnlyAdmin):
+    """Derived figures (``trading.rollup``): rewritten by the statistics rollup job, never by hand."""
+
+    list_display = ["day", "symbol", "total", "completed", "failed", "settled", "wins", "expected_profit",
+                    "actual_profit", "fees_quote", "computed_at"]  # fmt: skip
+    search_fields = ["=symbol"]
+    date_hierarchy = "day"
 
 
 class PaperFillInline(admin.TabularInline):

@@ -68,6 +68,8 @@ EXECUTION_OPEN_STATUSES = frozenset({ExecutionStatus.PENDING, ExecutionStatus.EX
 EXECUTION_TERMINAL_STATUSES = frozenset(
     {ExecutionStatus.COMPLETED, ExecutionStatus.FAILED, ExecutionStatus.UNWOUND, ExecutionStatus.NEEDS_ATTENTION}
 )
+# Terminal and never left again (NEEDS_ATTENTION is terminal for the lifecycle, but an operator resolves it).
+EXECUTION_FINAL_STATUSES = frozenset({ExecutionStatus.COMPLETED, ExecutionStatus.FAILED, ExecutionStatus.UNWOUND})
 
 
 class LegFailurePolicy(models.TextChoices):

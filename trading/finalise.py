@@ -64,6 +64,7 @@ from trading.leg_failure import (
 from trading.models import ExchangeAccount, Fill, Incident, Order, TradeExecution
 from trading.orders import execution_published_on_commit, task_enqueue_on_commit
 from trading.pnl import FillRecord, ProfitBreakdown, profit_breakdown, residual_exposure_from_fills
+from trading.rollup import execution_rollup_invalidate
 
 __all__ = ["execution_settle"]
 
@@ -282,6 +283,7 @@ def _finish(
             "updated_at",
         ]
     )
+    execution_rollup_invalidate(started_at=execution.started_at)
     if status != ExecutionStatus.FAILED:
         reason = risk_state_record_trade(pnl=breakdown.actual_profit, now=now)
         if reason is not None:

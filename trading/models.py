@@ -139,9 +139,17 @@ class TradeExecution(models.Model):
     class Meta:
         ordering = ["-started_at"]
         indexes = [
-            models.Index(fields=["-started_at"], name="exec_started_idx"),
+            # Covers the statistics aggregate (trading.selectors.execution_statistics_report): a range
+            # of started_at is then read from the index alone, without visiting a row per execution.
+            models.Index(
+                fields=["-started_at"],
+                name="exec_started_idx",
+                include=["id", "status", "expected_profit", "actual_profit", "fees_quote"],
+            ),
             models.Index(fields=["status", "-started_at"], name="exec_status_started_idx"),
             models.Index(fields=["symbol", "-started_at"], name="exec_symbol_started_idx"),
+            # The day's settlements (arbitragex.selectors.operations_overview): a range of completed_at.
+            models.Index(fields=["completed_at"], name="exec_completed_idx"),
         ]
         constraints = [
             models.CheckConstraint(
@@ -360,3 +368,32 @@ class PaperFill(models.Model):
 
     def __str__(self) -> str:
         return f"{self.order_id}#{self.pk}"
+
+
+class ExecutionDayRollup(models.Model):
+    """The statistics figures of one UTC day and symbol, over its executions in a final status.
+
+    Written by ``trading.rollup.execution_rollups_refresh`` for days that ended a while ago, and read
+    by ``trading.selectors.execution_statistics_report`` in place of those executions. Executions not
+    yet final (open, or NEEDS_ATTENTION) are never in a row: the report reads them live. A day has
+    rows for all its symbols or none; it loses them all when one of its executions becomes final.
+    """
+
+    day = models.DateField()
+    symbol = models.CharField(max_length=32)
+    total = models.PositiveIntegerField(default=0)
+    completed = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    settled = models.PositiveIntegerField(default=0, help_text="With an actual profit recorded.")
+    wins = models.PositiveIntegerField(default=0, help_text="With an actual profit above zero.")
+    expected_profit = MoneyField(default=0)
+    actual_profit = MoneyField(default=0)
+    fees_quote = MoneyField(default=0)
+    computed_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-day", "symbol"]
+        constraints = [models.UniqueConstraint(fields=["day", "symbol"], name="exec_rollup_day_symbol_uniq")]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.symbol}"

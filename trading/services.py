@@ -13,8 +13,9 @@ from django.utils import timezone
 from arbitragex.db import db_errors, require_updated
 from arbitragex.errors import ApplicationError, ErrorCode
 from arbitragex.money import to_non_negative, to_storage
-from trading.enums import EXECUTION_TRANSITIONS, ExecutionStatus, OrderStatus
+from trading.enums import EXECUTION_FINAL_STATUSES, EXECUTION_TRANSITIONS, ExecutionStatus, OrderStatus
 from trading.models import Order, TradeExecution
+from trading.rollup import execution_rollup_invalidate, execution_rollups_refresh
 from trading.selectors import execution_cache_key
 from trading.state_machine import is_terminal, status_rank
 
@@ -50,6 +51,8 @@ def execution_update_status(*, execution_id: uuid.UUID | str, status: str, error
         execution.error_message = error_message
         fields.append("error_message")
     execution.save(update_fields=fields)
+    if status in EXECUTION_FINAL_STATUSES:
+        execution_rollup_invalidate(started_at=execution.started_at)
     execution_cache_drop(execution.pk)
     return execution
 
@@ -72,6 +75,7 @@ def execution_record_actual_profit(
     execution.status = ExecutionStatus.COMPLETED
     execution.completed_at = completed_at
     execution.save(update_fields=["actual_profit", "status", "completed_at", "updated_at"])
+    execution_rollup_invalidate(started_at=execution.started_at)
     execution_cache_drop(execution.pk)
     return execution
 
@@ -135,6 +139,8 @@ __all__ = [
     "execution_create",
     "execution_create_from_opportunity",
     "execution_record_actual_profit",
+    "execution_rollup_invalidate",
+    "execution_rollups_refresh",
     "execution_update_status",
     "order_apply_update",
     "order_update_filled",

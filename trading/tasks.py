@@ -13,7 +13,7 @@ from typing import Any
 from celery import Task, shared_task
 
 from arbitragex import metrics
-from trading import balances, finalise, placement, sync
+from trading import balances, finalise, placement, rollup, sync
 from trading import reconcile as reconciliation
 
 PLACE_MAX_RETRIES = 8
@@ -64,3 +64,8 @@ def reconcile() -> dict[str, Any]:
 @shared_task(name="trading.tasks.opportunities_expire", **_IDEMPOTENT)
 def opportunities_expire() -> int:
     return sync.opportunities_expire()
+
+
+@shared_task(name="trading.tasks.execution_rollups_refresh", **_IDEMPOTENT)
+def execution_rollups_refresh() -> dict[str, int]:
+    return asdict(rollup.execution_rollups_refresh())

@@ -118,14 +118,31 @@ def test_the_next_link_keeps_the_filters(api, desk):
     assert second.json()["next"] is None
 
 
-def test_a_page_is_one_query_however_many_rows(api, desk, django_assert_num_queries):
-    for _ in range(30):
+def test_a_page_takes_the_same_queries_however_many_rows(api, desk, operator, django_assert_num_queries):
+    """The page, then its venues, accounts and creators by primary key: one query per table."""
+    for n in range(30):
+        desk.execution(reverse=n % 2 == 1, created_by=operator if n % 3 == 0 else None)
+
+    with django_assert_num_queries(4):
+        small = api.get(URL, {"limit": 5, "venue": "ven-a"})
+    with django_assert_num_queries(4):
+        large = api.get(URL, {"limit": 25, "venue": "ven-a"})
+
+    assert (len(ids(small)), len(ids(large))) == (5, 25)
+    rows = large.json()["results"]
+    assert {(row["buy_venue"], row["sell_venue"]) for row in rows} == {("ven-a", "ven-b"), ("ven-b", "ven-a")}
+    assert {(row["buy_account"], row["sell_account"]) for row in rows} == {("acct-a", "acct-b"), ("acct-b", "acct-a")}
+    assert {row["created_by"] for row in rows} == {operator.username, None}
+
+
+def test_a_page_without_manual_executions_does_not_look_up_creators(api, desk, django_assert_num_queries):
+    for _ in range(3):
         desk.execution()
 
-    with django_assert_num_queries(1):
-        response = api.get(URL, {"limit": 25, "venue": "ven-a"})
+    with django_assert_num_queries(3):
+        response = api.get(URL)
 
-    assert len(ids(response)) == 25
+    assert [row["created_by"] for row in response.json()["results"]] == [None, None, None]
 
 
 @pytest.mark.postgres

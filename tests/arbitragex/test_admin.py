@@ -3,7 +3,7 @@ show their orders and fills; large tables never run a full COUNT."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
@@ -30,7 +30,7 @@ from tests.factories import (
     TradeExecutionFactory,
 )
 from trading.enums import ExecutionStatus, IncidentKind, OrderLeg, OrderStatus
-from trading.models import Incident, PaperOrder
+from trading.models import ExecutionDayRollup, Incident, PaperOrder
 
 D = Decimal
 
@@ -95,6 +95,7 @@ def rows(admin_user, execution):
         kind=IncidentKind.BALANCE_DRIFT, account=execution.buy_account, asset="USDT", local_value="100",
         venue_value="99.5", drift=D("0.5"),
     )  # fmt: skip
+    ExecutionDayRollup.objects.create(day=date(2025, 3, 1), symbol="BTCUSDT", total=1, computed_at=timezone.now())
 
 
 @pytest.mark.django_db

@@ -452,14 +452,16 @@ def at(text: str) -> datetime:
 
 @pytest.fixture
 def day_of_trading(db):
-    """2024-08-08, 10:00 UTC: three executions completed today, one yesterday, one failed, two open."""
+    """2024-08-08, 10:00 UTC: three executions completed today and one unwound, one completed yesterday,
+    one failed, two open."""
     now = at("2024-08-08 10:00")
     for completed, profit, status in (
         ("2024-08-08 00:00:00", "0.4", ExecutionStatus.COMPLETED),
         ("2024-08-08 09:59:00", "-0.15", ExecutionStatus.COMPLETED),
         ("2024-08-08 09:30:00", "0.000000000000000001", ExecutionStatus.COMPLETED),
         ("2024-08-07 23:59:59", "100", ExecutionStatus.COMPLETED),  # yesterday
-        ("2024-08-08 09:00:00", "-3", ExecutionStatus.FAILED),  # not completed
+        ("2024-08-08 09:00:00", "-3", ExecutionStatus.FAILED),  # traded nothing
+        ("2024-08-08 08:00:00", "-0.05", ExecutionStatus.UNWOUND),  # a loss booked today
     ):
         TradeExecutionFactory(status=status, actual_profit=D(profit), completed_at=at(completed),
                               started_at=at(completed) - timedelta(seconds=3))  # fmt: skip
@@ -480,10 +482,10 @@ def test_the_overview_figures(day_of_trading, is_postgres):
 
     overview = operations_overview(now=day_of_trading)
 
-    expected = D("0.250000000000000001") if is_postgres else D("0.25")  # SQLite keeps 15 significant digits
+    expected = D("0.200000000000000001") if is_postgres else D("0.2")  # SQLite keeps 15 significant digits
     assert overview.day == date(2024, 8, 8)
     assert overview.pnl_today == expected
-    assert overview.completed_today == 3
+    assert overview.completed_today == 4
     assert overview.open_executions == 2
     assert overview.trading_enabled is False
     assert (overview.breaker_open, overview.breaker_reason) == (True, "daily_loss")
@@ -526,7 +528,7 @@ def test_the_admin_index_shows_the_operations_panel_with_its_controls(admin_clie
 
     assert 'id="operations-panel"' in html
     assert ">0.75</div>" in html  # today's PnL, as a plain decimal
-    assert "2 executions completed since 00:00 UTC" in html
+    assert "2 executions settled since 00:00 UTC" in html
     assert 'id="ops-open-executions"' in html and ">1</div>" in html
     assert 'id="kill-switch-state">Trading ON' in html
     assert f"{KILL_SWITCH}?trading=off" in html

@@ -6,9 +6,10 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from django.db import models
 from rest_framework import serializers
 
-from arbitragex.views import NamedChoiceField, PlainDecimalField
+from arbitragex.views import NamedChoiceField, PlainDecimalField, ReadFastSerializerMixin, UTCDateTimeField
 from marketdata.api.serializers import SymbolField
 from marketdata.models import Venue
 from trading.enums import (
@@ -25,11 +26,12 @@ from trading.models import AccountBalance, ArbitrageOpportunity, Fill, Order, Tr
 from trading.selectors import STATISTICS_GROUPS
 
 
-class _DecimalModelSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+class _DecimalModelSerializer(ReadFastSerializerMixin, serializers.ModelSerializer):  # type: ignore[type-arg]
     serializer_field_mapping = {
         **serializers.ModelSerializer.serializer_field_mapping,
         **{field: PlainDecimalField for field, mapped in serializers.ModelSerializer.serializer_field_mapping.items()
            if mapped is serializers.DecimalField},
+        models.DateTimeField: UTCDateTimeField,
     }  # fmt: skip
 
 
@@ -180,16 +182,22 @@ class ExecutionDetailSerializer(ExecutionSerializer):
         read_only_fields = fields
 
 
+class VenueCodeField(serializers.SlugRelatedField):  # type: ignore[type-arg]
+    """A venue named by its code. PostgreSQL refuses a NUL character in a text parameter (a DataError, so
+    a 500, found by the API fuzzing): such a value is refused before the query."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, str) and "\x00" in data:
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class ExecutionCreateSerializer(serializers.Serializer):  # type: ignore[type-arg]
     """A manual execution. Prices and quantity are rounded to the venues' filters by the service."""
 
     symbol = SymbolField(help_text="Symbol traded on both venues, e.g. BTCUSDT.")
-    buy_venue = serializers.SlugRelatedField(
-        slug_field="code", queryset=Venue.objects.all(), help_text="Venue code to buy on."
-    )
-    sell_venue = serializers.SlugRelatedField(
-        slug_field="code", queryset=Venue.objects.all(), help_text="Venue code to sell on."
-    )
+    buy_venue = VenueCodeField(slug_field="code", queryset=Venue.objects.all(), help_text="Venue code to buy on.")
+    sell_venue = VenueCodeField(slug_field="code", queryset=Venue.objects.all(), help_text="Venue code to sell on.")
     quantity = DecimalInputField(help_text='Base-asset quantity, as a decimal string, e.g. "0.01".')
     buy_price = DecimalInputField(help_text="Limit price of the buy leg, as a decimal string.")
     sell_price = DecimalInputField(help_text="Limit price of the sell leg, as a decimal string.")

@@ -3,7 +3,7 @@ and balances. Views translate HTTP to selectors and services and back; nothing e
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.utils import timezone
@@ -57,6 +57,12 @@ class ExecutionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
 
     def get_queryset(self) -> Any:
         return selectors.executions_list()
+
+    def paginate_queryset(self, queryset: Any) -> Any:
+        page = super().paginate_queryset(queryset)
+        if page is not None:
+            selectors.executions_names_attach(page)
+        return page
 
     def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         execution = selectors.execution_detail(execution_id=kwargs["pk"])
@@ -119,11 +125,20 @@ class ExecutionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         query.is_valid(raise_exception=True)
         params = query.validated_data
         end = params.get("end") or timezone.now()
-        start = params.get("start") or end - STATISTICS_DEFAULT_RANGE
+        start = params.get("start") or _range_start(end)
         report = selectors.execution_statistics_report(
             start=start, end=end, symbol=params.get("symbol"), group_by=params.get("group_by")
         )
         return Response(ExecutionStatisticsSerializer(report).data)
+
+
+def _range_start(end: datetime) -> datetime:
+    """The default start, ``STATISTICS_DEFAULT_RANGE`` before ``end``; from the earliest date when ``end`` is
+    closer than that to year 1 (a subtraction would overflow: a 500 the fuzzing found)."""
+    try:
+        return end - STATISTICS_DEFAULT_RANGE
+    except OverflowError:
+        return datetime.min.replace(tzinfo=UTC)
 
 
 @extend_schema_view(
