@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install browser run test lint bench chaos clean
+.PHONY: install browser run test lint bench bench-quick chaos clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,8 +42,27 @@ lint: install
 test: lint browser
 	$(PY) -m pytest --cov --cov-report=term:skip-covered $(PYTEST_ARGS)
 
+# Benchmarks (docs/benchmarks.md): every module of bench/, on DATABASE_URL/REDIS_URL (else the embedded
+# SQLite and Redis; the API benchmark needs PostgreSQL), in databases of their own. A table per
+# benchmark, then one JSON line with every figure. `bench` is the full run (10-minute memory replay,
+# 1,000,000 executions, about half an hour the first time); `bench-quick` takes a few minutes.
+# BENCH_ARGS picks benchmarks, e.g. `make bench-quick BENCH_ARGS="api order_sync"`.
 bench: install
-	$(PY) -m bench
+	$(PY) -m bench $(BENCH_ARGS)
+
+bench-quick: install
+	$(PY) -m bench --quick $(BENCH_ARGS)
+
+# The chaos run (tests/chaos): the whole platform on PostgreSQL and Redis (two workers, beat, the user
+# data stream, two fake Binance venues) under faults, 500 executions (CHAOS_EXECUTIONS; CHAOS_SEED
+# replays a run's faults). It prints its figures and every invariant. `make test` runs a short form.
+chaos: install
+	@if [ -z "$$DATABASE_URL" ] || [ -z "$$REDIS_URL" ]; then \
+		echo "make chaos needs PostgreSQL and Redis: set DATABASE_URL=postgres://... and REDIS_URL=redis://..." >&2; \
+		exit 2; \
+	fi
+	CHAOS_EXECUTIONS=$${CHAOS_EXECUTIONS:-500} $(PY) -m pytest tests/chaos -m chaos -p no:cacheprovider \
+		--timeout 3600 -q $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .data .pytest_cache .ruff_cache .mypy_cache .coverage
