@@ -1,21 +1,33 @@
 # ArbitrageX: `make run` starts the platform, `make test` runs the whole suite.
-# Both create the virtualenv and install what they need on first use.
+# Both create the virtualenv and install what they need on first use: `run` the runtime dependencies
+# only, `test` the development extras as well (linters, mypy, pytest plugins, Playwright, schemathesis).
 
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+HASH := $(shell cksum pyproject.toml | cut -d' ' -f1)
+RUNTIME := $(VENV)/.runtime-$(HASH)
+DEV := $(VENV)/.dev-$(HASH)
+# The suite runs on this many processes (pytest-xdist), each with its own databases and Redis numbers.
+TEST_WORKERS ?= 2
 
-.PHONY: install browser run test lint bench bench-quick chaos clean
+.PHONY: install install-dev browser run test lint bench bench-quick chaos clean
 
-$(STAMP): pyproject.toml
+$(RUNTIME): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
-	@rm -f $(VENV)/.installed-*
-	@touch $(STAMP)
+	$(PY) -m pip install --quiet -e .
+	@rm -f $(VENV)/.runtime-*
+	@touch $(RUNTIME)
 
-install: $(STAMP)
+$(DEV): $(RUNTIME)
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@rm -f $(VENV)/.dev-*
+	@touch $(DEV)
+
+install: $(RUNTIME)
+
+install-dev: $(DEV)
 
 # Chromium for the browser tests (tests/browser), from the distribution's packages; Playwright never
 # downloads a browser. Best effort: without root and apt-get, or when the install fails, it prints a
@@ -33,34 +45,31 @@ browser:
 run: install
 	$(PY) manage.py run
 
-lint: install
+lint: install-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) manage.py makemigrations --check --dry-run
 	$(VENV)/bin/mypy arbitragex marketdata risk trading
 
 test: lint browser
-	$(PY) -m pytest --cov --cov-report=term:skip-covered $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --cov --cov-report=term:skip-covered $(PYTEST_ARGS)
 
 # Benchmarks (docs/benchmarks.md): every module of bench/, on DATABASE_URL/REDIS_URL (else the embedded
-# SQLite and Redis; the API benchmark needs PostgreSQL), in databases of their own. A table per
-# benchmark, then one JSON line with every figure. `bench` is the full run (10-minute memory replay,
-# 1,000,000 executions, about half an hour the first time); `bench-quick` takes a few minutes.
+# PostgreSQL and Redis), in databases of their own. A table per benchmark, then one JSON line with every
+# figure. `bench` is the full run (10-minute memory replay, 1,000,000 executions, about half an hour the
+# first time); `bench-quick` takes a few minutes.
 # BENCH_ARGS picks benchmarks, e.g. `make bench-quick BENCH_ARGS="api order_sync"`.
-bench: install
+bench: install-dev
 	$(PY) -m bench $(BENCH_ARGS)
 
-bench-quick: install
+bench-quick: install-dev
 	$(PY) -m bench --quick $(BENCH_ARGS)
 
-# The chaos run (tests/chaos): the whole platform on PostgreSQL and Redis (two workers, beat, the user
-# data stream, two fake Binance venues) under faults, 500 executions (CHAOS_EXECUTIONS; CHAOS_SEED
-# replays a run's faults). It prints its figures and every invariant. `make test` runs a short form.
-chaos: install
-	@if [ -z "$$DATABASE_URL" ] || [ -z "$$REDIS_URL" ]; then \
-		echo "make chaos needs PostgreSQL and Redis: set DATABASE_URL=postgres://... and REDIS_URL=redis://..." >&2; \
-		exit 2; \
-	fi
+# The chaos run (tests/chaos): the whole platform (two workers, beat, the user data stream, two fake
+# Binance venues) under faults, 500 executions (CHAOS_EXECUTIONS; CHAOS_SEED replays a run's faults), on
+# DATABASE_URL/REDIS_URL or the embedded servers. It prints its figures and every invariant. `make test`
+# runs a short form.
+chaos: install-dev
 	CHAOS_EXECUTIONS=$${CHAOS_EXECUTIONS:-500} $(PY) -m pytest tests/chaos -m chaos -p no:cacheprovider \
 		--timeout 3600 -q $(PYTEST_ARGS)
 

@@ -155,7 +155,7 @@ class _Buffer:
 def flush_interval() -> float:
     from django.conf import settings
 
-    return float(getattr(settings, "METRICS_FLUSH_INTERVAL", 1.0))
+    return float(settings.METRICS_FLUSH_INTERVAL)
 
 
 _buffer = _Buffer()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import secrets
 import sys
 from dataclasses import dataclass
@@ -76,8 +75,8 @@ def admin_ensure() -> tuple[str, str | None, bool]:
     directory (mode 0600) and shown on every start while it is still the account's password.
     """
     user_model = get_user_model()
-    username = os.environ.get("ADMIN_USERNAME", "admin")
-    password = os.environ.get("ADMIN_PASSWORD") or None
+    username = settings.ADMIN_USERNAME
+    password = settings.ADMIN_PASSWORD or None
     user = user_model.objects.filter(username=username).first()
     created = user is None
     if user is None:

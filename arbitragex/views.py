@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-import environ
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
@@ -90,15 +89,12 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 
 def metrics_public() -> bool:
-    """``METRICS_PUBLIC`` (setting, else environment variable): serve /metrics without authentication.
+    """``METRICS_PUBLIC``: serve /metrics without authentication.
 
     Off by default: the figures describe trading activity. Keep it off unless /metrics is reachable
     only from the monitoring network.
     """
-    value = getattr(settings, "METRICS_PUBLIC", None)
-    if value is None:
-        return environ.Env().bool("METRICS_PUBLIC", default=False)
-    return bool(value)
+    return bool(settings.METRICS_PUBLIC)
 
 
 def _metrics_user(request: HttpRequest) -> Any:

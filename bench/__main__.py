@@ -6,8 +6,9 @@
 
 A benchmark is a module of this package with ``TITLE`` and ``run(mode) -> dict`` (its figures). The
 settings are ``bench.settings``: the project's (``DATABASE_URL``/``REDIS_URL``, else the embedded
-SQLite and Redis) with the benchmark's own databases, Redis key prefix and Celery queues. The
-embedded Redis is stopped again at the end if this run started it.
+PostgreSQL and Redis) with the benchmark's own databases, Redis key prefix and Celery queues. The
+embedded servers are up for the run (the explicit step of ``arbitragex.embedded``) and stopped at its
+end unless the platform still uses them.
 """
 
 from __future__ import annotations
@@ -52,12 +53,18 @@ def main(argv: list[str]) -> int:
 
     os.environ["DJANGO_SETTINGS_MODULE"] = "bench.settings"
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from arbitragex import embedded
+
+    with embedded.servers():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     import django
 
     django.setup()
     from django.conf import settings
 
-    from arbitragex import embedded
     from bench._support import Mode, db_vendor, machine
 
     mode = Mode("tiny" if args.tiny else "quick" if args.quick else "full")
@@ -70,26 +77,22 @@ def main(argv: list[str]) -> int:
         "redis": "embedded" if settings.EMBEDDED_REDIS else settings.REDIS_URL.split("@")[-1],
     }
     failed = False
-    try:
-        for name in names:
-            module = importlib.import_module(f"bench.{name}")
-            print(f"== {name}: {module.TITLE}", flush=True)
-            started = time.perf_counter()
-            try:
-                result = module.run(mode)
-            except Exception as exc:
-                traceback.print_exc()
-                result = {"error": f"{type(exc).__name__}: {exc}"}
-                failed = True
-            result["bench_seconds"] = round(time.perf_counter() - started, 1)
-            figures[name] = result
-            width = max(len(key) for key in result)
-            for key, value in result.items():
-                print(f"  {key:<{width}}  {_shown(value)}")
-            print(flush=True)
-    finally:
-        if embedded.started_here:
-            embedded.stop_embedded_redis(settings.DATA_DIR)
+    for name in names:
+        module = importlib.import_module(f"bench.{name}")
+        print(f"== {name}: {module.TITLE}", flush=True)
+        started = time.perf_counter()
+        try:
+            result = module.run(mode)
+        except Exception as exc:
+            traceback.print_exc()
+            result = {"error": f"{type(exc).__name__}: {exc}"}
+            failed = True
+        result["bench_seconds"] = round(time.perf_counter() - started, 1)
+        figures[name] = result
+        width = max(len(key) for key in result)
+        for key, value in result.items():
+            print(f"  {key:<{width}}  {_shown(value)}")
+        print(flush=True)
     figures["machine"]["load_average_end"] = [round(value, 2) for value in os.getloadavg()]
     print(orjson.dumps(figures).decode(), flush=True)
     return 1 if failed else 0

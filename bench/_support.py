@@ -1,8 +1,7 @@
 """What the benchmarks share: run modes, statistics, the benchmark databases, child processes.
 
-The benchmark databases live on the server of ``DATABASE_URL`` (or, with the embedded SQLite, as
-files in ``<data dir>/bench/``) and are created by the benchmarks themselves; the configured
-database is never written to.
+The benchmark databases live on the PostgreSQL server of the configuration (``DATABASE_URL``, or the
+embedded one) and are created by the benchmarks themselves; the configured database is never written to.
 """
 
 from __future__ import annotations
@@ -47,7 +46,7 @@ class Mode:
         (and ``BENCH_DATABASE_SUFFIX`` sets apart one person's runs from another's)."""
         from django.conf import settings
 
-        name = f"{name}{getattr(settings, 'BENCH_DATABASE_SUFFIX', '')}"
+        name = f"{name}{settings.BENCH_DATABASE_SUFFIX}"
         return f"{name}_smoke" if self.tiny else name
 
 
@@ -147,26 +146,12 @@ def _admin() -> Any:
     return psycopg.connect(dbname="postgres", autocommit=True, **_server_params())
 
 
-def _sqlite_path(name: str) -> Path:
-    from django.conf import settings
-
-    folder = Path(settings.DATA_DIR) / "bench"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder / f"{name}.sqlite3"
-
-
 def database_exists(name: str) -> bool:
-    if db_vendor() == "sqlite":
-        return _sqlite_path(name).exists()
     with _admin() as conn:
         return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone() is not None
 
 
 def database_drop(name: str) -> None:
-    if db_vendor() == "sqlite":
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{_sqlite_path(name)}{suffix}").unlink(missing_ok=True)
-        return
     from psycopg import sql
 
     with _admin() as conn:
@@ -175,8 +160,6 @@ def database_drop(name: str) -> None:
 
 
 def database_create(name: str) -> None:
-    if db_vendor() == "sqlite":
-        return
     from psycopg import sql
 
     with _admin() as conn:
@@ -192,9 +175,8 @@ def use_database(name: str) -> None:
     close_pool = getattr(connection, "close_pool", None)
     if close_pool is not None:
         close_pool()
-    target: Any = _sqlite_path(name) if db_vendor() == "sqlite" else name
-    settings.DATABASES["default"]["NAME"] = target
-    connection.settings_dict["NAME"] = target
+    settings.DATABASES["default"]["NAME"] = name
+    connection.settings_dict["NAME"] = name
 
 
 def migrate() -> None:
@@ -227,7 +209,6 @@ def cache_clear() -> None:
 
 def child_env(database: str = "", **extra: str) -> dict[str, str]:
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "bench.settings", "PYTHONUNBUFFERED": "1"}
-    env.pop("ARBX_TESTING", None)
     if database:
         env["BENCH_DATABASE"] = database
     env.update(extra)

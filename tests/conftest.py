@@ -1,4 +1,6 @@
-"""Shared fixtures. Tests use the real database and Redis of the configuration they run in."""
+"""Shared fixtures. Tests use the real PostgreSQL and Redis of the configuration they run in: the servers
+of DATABASE_URL / REDIS_URL, or the embedded ones, which the test session starts (and stops at its end,
+unless the platform or another command still uses them)."""
 
 from __future__ import annotations
 
@@ -6,39 +8,30 @@ from collections.abc import Iterator
 
 import pytest
 from django.conf import settings
-from django.db import connection
+
+from arbitragex import embedded
+
+_servers: embedded.Servers | None = None
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if not settings.configured:
-        return
-    if settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-        return
-    skip = pytest.mark.skip(reason="needs PostgreSQL (row locks, concurrent transactions): set DATABASE_URL")
-    for item in items:
-        if item.get_closest_marker("postgres"):
-            item.add_marker(skip)
+def pytest_configure(config: pytest.Config) -> None:
+    global _servers
+    if settings.EMBEDDED_DATABASE or settings.EMBEDDED_REDIS:
+        _servers = embedded.Servers(
+            settings.DATA_DIR, postgres=settings.EMBEDDED_DATABASE, redis=settings.EMBEDDED_REDIS
+        ).acquire()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _servers is not None:
+        _servers.release()
 
 
 @pytest.fixture(autouse=True)
 def _clean_cache() -> Iterator[None]:
-    """Each test starts with an empty cache; only this suite's key prefix is touched."""
+    """Each test starts with an empty cache; only this test process's key prefix is touched."""
     from django.core.cache import cache
 
     cache.delete_pattern("*")
     yield
     cache.delete_pattern("*")
-
-
-@pytest.fixture
-def is_postgres() -> bool:
-    return connection.vendor == "postgresql"
-
-
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    if not settings.configured:
-        return
-    from arbitragex import embedded
-
-    if embedded.started_here:
-        embedded.stop_embedded_redis(settings.DATA_DIR)

@@ -258,7 +258,7 @@ def commission_rate(*, asset: str, order: Order, price: Decimal) -> _Rate:
     )
     if last is not None:
         return _Rate(last, "fallback: last recorded rate")
-    configured = getattr(settings, "COMMISSION_RATE_FALLBACKS", {}).get(pair)
+    configured = settings.COMMISSION_RATE_FALLBACKS.get(pair)
     if configured is not None:
         return _Rate(to_decimal(str(configured), field=pair), "fallback: settings.COMMISSION_RATE_FALLBACKS")
     return _Rate(None, "unavailable")

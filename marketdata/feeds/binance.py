@@ -77,9 +77,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_RATE_LIMITER = "trading.ratelimit.RateLimiter"
-RATE_LIMITER_SETTING = "BINANCE_FEED_RATE_LIMITER"
-
 # --- python-binance plumbing (shared with trading.gateways.binance and trading.userstream) ----------
 
 
@@ -432,7 +429,7 @@ class BinanceFeed:
         if limiter is None or limiter is False:
             return None
         if limiter == "default":
-            path = getattr(settings, RATE_LIMITER_SETTING, DEFAULT_RATE_LIMITER)
+            path = settings.BINANCE_FEED_RATE_LIMITER
             factory = import_string(path)
             return lambda code: factory(code, "marketdata", max_wait_s=60.0)
         if isinstance(limiter, str):

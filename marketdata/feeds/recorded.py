@@ -3,14 +3,13 @@
 One frame per line: ``<local receive time, ns since epoch> <raw JSON frame>``. Each capture also
 holds one REST depth snapshot line, a JSON object without a ``"stream"`` key.
 
-The captures live in the shared data directory, outside the repository: ``$ARBX_SHARED_DATA``, or
-``<project root>/../shared/data`` by default.
+The captures live in the shared data directory, outside the repository: ``settings.SHARED_DATA_DIR``
+(``ARBX_SHARED_DATA``, ``<project root>/../shared/data`` by default).
 """
 
 from __future__ import annotations
 
 import gzip
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -18,10 +17,6 @@ from typing import Any, NamedTuple
 import orjson
 
 from marketdata.parsing import MalformedFrame
-
-SHARED_DATA_ENV = "ARBX_SHARED_DATA"
-
-_PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 class RecordedFrame(NamedTuple):
@@ -38,10 +33,9 @@ class RecordedSnapshot(NamedTuple):
 
 
 def shared_data_dir() -> Path:
-    configured = os.environ.get(SHARED_DATA_ENV)
-    if configured:
-        return Path(configured)
-    return _PROJECT_ROOT.parent / "shared" / "data"
+    from django.conf import settings
+
+    return Path(settings.SHARED_DATA_DIR)
 
 
 def market_capture_path(name: str) -> Path:

@@ -145,7 +145,6 @@ def test_a_page_without_manual_executions_does_not_look_up_creators(api, desk, d
     assert [row["created_by"] for row in response.json()["results"]] == [None, None, None]
 
 
-@pytest.mark.postgres
 def test_the_page_query_is_served_by_the_started_at_index(desk):
     for i in range(3):
         desk.execution(started_at=at("2025-03-01 10:00") + timedelta(minutes=i))

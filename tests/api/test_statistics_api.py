@@ -136,8 +136,7 @@ def test_without_a_range_it_covers_the_last_thirty_days(api, desk):
     assert body["total"] == 2
 
 
-@pytest.mark.postgres
-def test_sums_are_exact_to_the_eighteenth_place_on_postgresql(api, desk):
+def test_sums_are_exact_to_the_eighteenth_place(api, desk):
     for _ in range(3):
         desk.execution(started_at=at("2025-03-01 10:00"), status=ExecutionStatus.COMPLETED,
                        actual_profit=D("0.100000000000000001"), fees_quote=D("0.000000000000000001"))  # fmt: skip

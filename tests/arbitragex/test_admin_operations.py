@@ -471,7 +471,7 @@ def day_of_trading(db):
     return now
 
 
-def test_the_overview_figures(day_of_trading, is_postgres):
+def test_the_overview_figures(day_of_trading):
     RiskStateFactory(account=GLOBAL_SCOPE, breaker_open=True, breaker_reason="daily_loss")
     RiskStateFactory(account="5", symbol="ETHUSDT", breaker_open=True, breaker_reason="manual")
     RiskStateFactory(account="6", breaker_open=True, breaker_until=day_of_trading - timedelta(minutes=1))  # cooled
@@ -482,7 +482,7 @@ def test_the_overview_figures(day_of_trading, is_postgres):
 
     overview = operations_overview(now=day_of_trading)
 
-    expected = D("0.200000000000000001") if is_postgres else D("0.2")  # SQLite keeps 15 significant digits
+    expected = D("0.200000000000000001")
     assert overview.day == date(2024, 8, 8)
     assert overview.pnl_today == expected
     assert overview.completed_today == 4

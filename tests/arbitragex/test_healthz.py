@@ -13,6 +13,7 @@ from django.conf import settings
 from django.test import override_settings
 
 from arbitragex.celery import app as celery_app
+from tests.processes import process_environment
 
 WORKER_NAME = f"h4test-{os.getpid()}@healthz"
 
@@ -39,7 +40,7 @@ def test_without_a_worker_the_platform_is_degraded_and_says_why(client, no_worke
     checks = body["checks"]
     assert set(checks) == {"database", "redis", "celery"}
     assert checks["database"]["ok"] is True
-    assert checks["database"]["vendor"] == ("postgresql" if settings.DATABASE_URL else "sqlite")
+    assert checks["database"]["vendor"] == "postgresql"
     assert checks["redis"]["ok"] is True
     assert checks["redis"]["ms"] >= 0
     assert checks["celery"] == {"ok": False, "error": "RuntimeError: no Celery worker answered within 1 s"}
@@ -81,14 +82,7 @@ def _stop(process: subprocess.Popen) -> None:
 @pytest.fixture
 def celery_worker(tmp_path):
     """A real Celery worker process on this suite's broker and default queue."""
-    env = {
-        **os.environ,
-        "ARBX_TESTING": "1",
-        "REDIS_URL": settings.REDIS_URL,  # the embedded socket too, so the worker does not start its own
-        "ARBX_DATA_DIR": str(settings.DATA_DIR),
-    }
-    if settings.DATABASE_URL:
-        env["DATABASE_URL"] = settings.DATABASE_URL
+    env = process_environment()
     log = tmp_path / "worker.log"
     with open(log, "wb") as out:
         process = subprocess.Popen(

@@ -1,8 +1,9 @@
 """``manage.py run``: one command sets up the platform, starts its processes, prints where and how to log in,
 and stops every process on SIGTERM. A second start on the same data reuses it.
 
-Each test runs the real command in a subprocess with a data directory of its own: embedded (SQLite and
-the bundled redis-server) always, and PostgreSQL with this suite's Redis when DATABASE_URL is set.
+Each test runs the real command in a subprocess with a data directory of its own, in both configurations:
+embedded (the bundled PostgreSQL and redis-server, started and stopped by the command), and the
+PostgreSQL and Redis servers this suite runs on.
 """
 
 from __future__ import annotations
@@ -26,12 +27,13 @@ from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-import environ
 import psutil
 import pytest
 from django.conf import settings
+from django.db import connection
 
-from arbitragex.embedded import stop_embedded_redis
+from arbitragex import embedded
+from tests.processes import clean_environment, the_test_database_url
 from trading.demo import DEMO_VENUES
 
 pytestmark = pytest.mark.slow
@@ -175,49 +177,49 @@ def run_platform() -> Iterator:
 
 @contextmanager
 def _postgres_database() -> Iterator[str]:
-    """A throwaway PostgreSQL database next to this suite's, as a DATABASE_URL."""
+    """A throwaway database on the server this suite runs on, as a DATABASE_URL."""
     import psycopg
 
-    config = environ.Env.db_url_config(settings.DATABASE_URL)
-    name = f"{config['NAME']}_run_{os.getpid()}"
+    db = connection.settings_dict
+    name = f"{db['NAME']}_run_{os.getpid()}"
     admin = psycopg.connect(
-        host=config["HOST"] or "localhost", port=config["PORT"] or 5432, user=config["USER"],
-        password=config["PASSWORD"] or None, dbname="postgres", autocommit=True,
+        host=db["HOST"] or "localhost", port=db["PORT"] or 5432, user=db["USER"], password=db["PASSWORD"] or None,
+        dbname="postgres", autocommit=True,
     )  # fmt: skip
     with admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.execute(f'CREATE DATABASE "{name}"')
         try:
-            yield urllib.parse.urlparse(settings.DATABASE_URL)._replace(path=f"/{name}").geturl()
+            yield the_test_database_url().replace(f"/{db['NAME']}", f"/{name}", 1)
         finally:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.fixture(params=["embedded", "postgresql"])
+@pytest.fixture(params=["embedded", "servers"])
 def installation(request) -> Iterator[Installation]:
-    if request.param == "postgresql" and not settings.DATABASE_URL.startswith(("postgres", "pgsql")):
-        pytest.skip("the PostgreSQL run needs DATABASE_URL (a PostgreSQL URL)")
-    # Short: the embedded redis-server's unix socket path must stay under about 100 bytes.
     data_dir = Path(tempfile.mkdtemp(prefix="ax", dir="/tmp"))
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if name not in {"DATABASE_URL", "REDIS_URL", "ARBX_TESTING", "ADMIN_USERNAME", "ADMIN_PASSWORD", "PORT"}
-        and not name.startswith(("CELERY_", "PYTEST_"))
-    }
-    env.update(ARBX_DATA_DIR=str(data_dir), PYTHONUNBUFFERED="1")
+    env = clean_environment(data_dir)
     with ExitStack() as cleanup:
         cleanup.callback(shutil.rmtree, data_dir, ignore_errors=True)
-        cleanup.callback(stop_embedded_redis, data_dir)  # only if a failed run left it behind
-        if request.param == "postgresql":
+        # Only if a failed run left them behind: a user that died is pruned, so this stops them.
+        cleanup.callback(embedded.Servers(data_dir, postgres=True, redis=True).release)
+        if request.param == "servers":
             env["DATABASE_URL"] = cleanup.enter_context(_postgres_database())
-            env["REDIS_URL"] = settings.REDIS_URL
+            # This test process's own Redis database: the platform's queues and keys meet nobody else's.
+            env["REDIS_URL"] = settings.REDIS_CLIENT_URL
         yield Installation(request.param, data_dir, env)
 
 
-def _redis_pid(installation: Installation) -> int | None:
-    pid_file = installation.data_dir / "redis.pid"
-    return int(pid_file.read_text()) if pid_file.exists() else None
+def _server_pids(installation: Installation) -> dict[str, int]:
+    """The embedded servers' pids, from their pid files."""
+    pids = {}
+    redis_pid = installation.data_dir / "redis.pid"
+    if redis_pid.exists():
+        pids["redis"] = int(redis_pid.read_text())
+    postmaster = embedded.postgres_data_path(installation.data_dir) / "postmaster.pid"
+    if postmaster.exists():
+        pids["postgresql"] = int(postmaster.read_text().splitlines()[0])
+    return pids
 
 
 def _login(platform: RunningPlatform) -> tuple[str, str]:
@@ -234,7 +236,7 @@ def test_run_starts_every_process_prints_the_login_and_stops_them_all_on_sigterm
     }
     health = platform.wait_healthy(HEALTHY_TIMEOUT)
     children = platform.descendants()
-    redis_pid = _redis_pid(installation)
+    servers = _server_pids(installation)
 
     # What it printed: where everything is, and a login that works.
     assert f"admin      http://127.0.0.1:{platform.port}/admin/" in platform.output
@@ -248,21 +250,27 @@ def test_run_starts_every_process_prints_the_login_and_stops_them_all_on_sigterm
     assert not re.search(r"stream started", platform.output)
     assert set(started.values()) <= {child.pid for child in children}
     assert health["status"] == "ok"
-    assert health["checks"]["database"]["vendor"] == ("sqlite" if installation.kind == "embedded" else "postgresql")
+    assert health["checks"]["database"]["vendor"] == "postgresql"
+    assert re.search(r"^  database   PostgreSQL \d+", platform.output, re.MULTILINE)
     assert any(worker.startswith("worker@") for worker in health["checks"]["celery"]["workers"])
 
     returncode = platform.terminate()
 
-    # It exits by itself (no signal death); 143 is the usual "stopped by SIGTERM" status that honcho reports.
-    assert returncode in (0, 128 + signal.SIGTERM), platform.output[-4000:]
+    # It exits by itself, with success: it was asked to stop, nothing failed.
+    assert returncode == 0, platform.output[-4000:]
     _gone, alive = psutil.wait_procs(children, timeout=10)
     assert alive == [], f"processes still running after the command exited: {alive}"
     for name in started:
         assert re.search(rf"{name} stopped \(rc=", platform.output)
     if installation.kind == "embedded":
-        # The embedded redis-server the command started is stopped last.
-        assert redis_pid is not None and "embedded redis stopped" in platform.output
-        assert not psutil.pid_exists(redis_pid) or psutil.Process(redis_pid).status() == psutil.STATUS_ZOMBIE
+        # The embedded servers the command started are stopped last; nothing of SQLite anywhere.
+        assert set(servers) == {"redis", "postgresql"}, servers
+        assert "embedded redis and postgresql stopped" in platform.output
+        for pid in servers.values():
+            assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+        assert not list(installation.data_dir.rglob("*sqlite*"))
+    else:
+        assert servers == {}
 
 
 def _post_json(platform: RunningPlatform, path: str, payload: dict) -> tuple[int, bytes]:

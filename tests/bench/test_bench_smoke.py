@@ -34,7 +34,6 @@ EXPECTED = {
 def _run(name: str) -> dict:
     token = uuid.uuid4().hex[:8]
     env = {**os.environ, "BENCH_KEY_PREFIX": f"arbx-bench-smoke-{token}", "BENCH_QUEUE_PREFIX": f"smoke-{token}-"}
-    env.pop("ARBX_TESTING", None)
     env.pop("DJANGO_SETTINGS_MODULE", None)
     done = subprocess.run(
         [sys.executable, "-m", "bench", "--tiny", name], cwd=ROOT, env=env, capture_output=True, text=True,

@@ -3,9 +3,8 @@ test's database and this suite's Redis, and a headless Chromium driven by Playwr
 
 pytest-django's ``live_server`` is a WSGI server without WebSockets, so the tests start daphne
 instead. The server is another process, so it can only see rows that are committed: the tests use
-``transactional_db``, and the subprocess is pointed at the test database (PostgreSQL: the test
-database's name; SQLite: the test database file), the same Redis (cache and channel layer, same key
-prefix through ``ARBX_TESTING=1``) and the same data directory.
+``transactional_db``, and the subprocess is pointed at the test database, the same Redis (cache and
+channel layer) and the same test configuration (``tests.processes``).
 """
 
 from __future__ import annotations
@@ -22,11 +21,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pytest
 from django.conf import settings
 from django.db import connection, connections
+
+from tests.processes import process_environment
 
 CHROMIUM = os.environ.get("ARBX_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -53,38 +53,8 @@ def chromium_missing() -> str | None:
     return None
 
 
-def database_url_of_test_database() -> str:
-    """A DATABASE_URL that names the test database this test process uses."""
-    db = connection.settings_dict
-    if connection.vendor == "postgresql":
-        user = quote(db.get("USER") or "", safe="")
-        password = quote(db.get("PASSWORD") or "", safe="")
-        credentials = f"{user}:{password}@" if password else (f"{user}@" if user else "")
-        host = db.get("HOST") or "localhost"
-        port = f":{db['PORT']}" if db.get("PORT") else ""
-        return f"postgres://{credentials}{host}{port}/{quote(db['NAME'], safe='')}"
-    if connection.vendor == "sqlite":
-        name = str(db["NAME"])
-        if name == ":memory:" or name.startswith("file:") or "mode=memory" in name:
-            pytest.skip("the SQLite test database is in memory: a server process cannot see it")
-        return f"sqlite:///{Path(name).resolve()}"
-    pytest.skip(f"no server configuration for the {connection.vendor} test database")
-    raise AssertionError  # unreachable
-
-
 def server_environment() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_ALLOW_ASYNC_UNSAFE", "PYTEST_CURRENT_TEST")}
-    env.update(
-        ARBX_TESTING="1",
-        DJANGO_SETTINGS_MODULE="arbitragex.settings",
-        DATABASE_URL=database_url_of_test_database(),
-        REDIS_URL=settings.REDIS_URL,
-        ARBX_DATA_DIR=str(settings.DATA_DIR),
-        DEBUG="true",
-        SERVE_STATIC="true",
-        LOG_LEVEL="WARNING",
-    )
-    return env
+    return process_environment(DEBUG="true", SERVE_STATIC="true", LOG_LEVEL="WARNING")
 
 
 def free_port() -> int:
@@ -152,8 +122,6 @@ def asgi_server(transactional_db: Any, tmp_path: Path) -> Iterator[AsgiServer]:
 def _wait_for_server_sessions_to_end(timeout_s: float = 10) -> None:
     """PostgreSQL ends a dead client's sessions a moment after the process is gone; the test database
     cannot be flushed or dropped cleanly before that."""
-    if connection.vendor != "postgresql":
-        return
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         with connection.cursor() as cursor:

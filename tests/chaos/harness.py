@@ -46,9 +46,6 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote as urlquote
-
-from django.db import connection
 
 from arbitragex.errors import ApplicationError
 from arbitragex.money import ZERO, fmt, to_storage
@@ -65,6 +62,7 @@ from tests.chaos.processes import (
     worker_process,
 )
 from tests.fakevenue import FakeVenue, FakeVenueThread, ThreadSafeVenue
+from tests.processes import the_test_database_url
 from trading import pnl, services
 from trading.balances import balances_sync, fill_deltas
 from trading.enums import (
@@ -206,16 +204,6 @@ def venues_start(run_id: str) -> list[ChaosVenue]:
 
 
 # --- the database ---------------------------------------------------------------------------------------------
-
-
-def database_url_of_test_database() -> str:
-    db = connection.settings_dict
-    assert connection.vendor == "postgresql"
-    auth = urlquote(db["USER"] or "", safe="")
-    if db.get("PASSWORD"):
-        auth += ":" + urlquote(db["PASSWORD"], safe="")
-    host = f"{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}"
-    return f"postgres://{auth}@{host}/{db['NAME']}"
 
 
 def configure(values: dict[str, Any]) -> None:
@@ -533,9 +521,7 @@ class Platform:
 
 
 def platform_create(settings: ChaosSettings, log_dir: Path) -> Platform:
-    env = platform_environment(
-        database_url_of_test_database(), CELERY_VISIBILITY_TIMEOUT=str(settings.visibility_timeout_s)
-    )
+    env = platform_environment(the_test_database_url(), CELERY_VISIBILITY_TIMEOUT=str(settings.visibility_timeout_s))
     workers = [worker_process(f"chaos-w{i + 1}", env, log_dir, settings.concurrency) for i in range(settings.workers)]
     return Platform(workers, beat_process(env, log_dir), userstream_process(env, log_dir))
 

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from django.conf import settings
 
+from tests.processes import process_environment
+
 READY_TIMEOUT_S = 60
 
 
@@ -129,21 +131,14 @@ class ManagedProcess:
 
 
 def platform_environment(database_url: str, **extra: str) -> dict[str, str]:
-    """What every platform process of the chaos run gets: the test database, this suite's Redis and
-    key prefix (``ARBX_TESTING=1``), the project on the path (the processes run in the log dir)."""
-    env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_ALLOW_ASYNC_UNSAFE", "PYTEST_CURRENT_TEST")}
-    env.update(
-        ARBX_TESTING="1",
-        DJANGO_SETTINGS_MODULE="arbitragex.settings",
+    """What every platform process of the chaos run gets: the test configuration and database, this
+    suite's Redis, the project on the path (the processes run in the log dir)."""
+    return process_environment(
         DATABASE_URL=database_url,
-        REDIS_URL=settings.REDIS_URL,
-        ARBX_DATA_DIR=str(settings.DATA_DIR),
         PYTHONPATH=os.pathsep.join(filter(None, [str(settings.BASE_DIR), os.environ.get("PYTHONPATH", "")])),
         LOG_LEVEL="INFO",
-        PYTHONUNBUFFERED="1",
         **extra,
     )
-    return env
 
 
 def worker_process(name: str, env: Mapping[str, str], log_dir: Path, concurrency: int) -> ManagedProcess:

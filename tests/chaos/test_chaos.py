@@ -13,7 +13,6 @@ import uuid
 import pytest
 import redis
 from django.conf import settings
-from django.db import connection
 
 from arbitragex.celery import app as celery_app
 from tests.chaos.harness import (
@@ -38,10 +37,6 @@ from tests.chaos.harness import (
 pytestmark = [pytest.mark.slow, pytest.mark.chaos]
 
 CI_EXECUTIONS = 60
-NEEDS = (
-    "the chaos run needs PostgreSQL and a Redis server that its worker, beat and stream processes share "
-    "(SQLite serialises every writer, and the embedded Redis is this process's own): set DATABASE_URL and REDIS_URL"
-)
 
 
 def _broker_leftovers_drop() -> None:
@@ -54,8 +49,6 @@ def _broker_leftovers_drop() -> None:
 
 
 def test_under_chaos_nothing_is_lost_or_duplicated_and_everything_reconciles(transactional_db, tmp_path, capsys):
-    if connection.vendor != "postgresql" or settings.EMBEDDED_REDIS:
-        pytest.skip(NEEDS)
     chaos = ChaosSettings.from_env(executions=CI_EXECUTIONS)
     report = Report(chaos)
     report.say(f"settings: {chaos}")

@@ -4,7 +4,7 @@ the one error shape ``{"code": int, "message": str, "detail": ...}``.
 In process, through Django's WSGI handler on this test's database, as a staff user with a token (every
 route and every action is open to it, so the fuzzing reaches the code behind the permission checks),
 with a bounded, derandomised number of examples per operation so that the whole document takes well
-under two minutes (on PostgreSQL too: it refuses values SQLite takes, such as UTC offsets past ±15:59).
+under two minutes (PostgreSQL refuses some values, such as UTC offsets past ±15:59).
 """
 
 from __future__ import annotations

@@ -409,16 +409,11 @@ def capture(name: str) -> Path:
 
 
 class TestRecordedCapture:
-    def test_shared_data_location_comes_from_the_environment(self, monkeypatch, tmp_path):
-        monkeypatch.setenv("ARBX_SHARED_DATA", str(tmp_path))
+    def test_shared_data_location_is_the_setting(self, settings, tmp_path):
+        settings.SHARED_DATA_DIR = tmp_path
 
         assert market_capture_path("x.gz") == tmp_path / "market" / "x.gz"
-
-    def test_default_shared_data_location_is_beside_the_project(self, monkeypatch):
-        monkeypatch.delenv("ARBX_SHARED_DATA", raising=False)
-        project_root = Path(__file__).resolve().parents[2]
-
-        assert shared_data_dir() == project_root.parent / "shared" / "data"
+        assert shared_data_dir() == tmp_path
 
     def test_capture_frames_can_be_filtered_by_stream_and_unpacked(self):
         frames = iter_capture(capture("spot_ethusdt_20240808.gz"), stream_suffix="@trade")

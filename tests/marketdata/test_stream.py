@@ -7,12 +7,10 @@ and the real channel layer (channels_redis) of the configuration, and the real o
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from decimal import Decimal
@@ -47,6 +45,7 @@ from marketdata.stream import (
 )
 from marketdata.types import DepthSnapshot, DepthUpdate, DetectedOpportunity, InstrumentSpec, Quote
 from tests.factories import InstrumentFactory, VenueFactory
+from tests.processes import clean_environment, short_data_dir
 from trading.enums import OpportunityStatus
 from trading.models import ArbitrageOpportunity
 from trading.opportunities import venue_ids_cache_clear
@@ -429,21 +428,22 @@ def test_runtime_config_comes_from_system_config():
 @pytest.fixture(scope="module")
 def embedded_env():
     """A migrated and seeded embedded installation in a short temporary directory."""
-    data_dir = Path(tempfile.mkdtemp(prefix="arbx-", dir="/tmp"))
-    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
-    env.update(ARBX_DATA_DIR=str(data_dir), ARBX_TESTING="1", PYTHONUNBUFFERED="1")
+    data_dir = short_data_dir()
+    env = clean_environment(data_dir)
+    # This test is a user of the installation's servers too: they stay up between its commands.
+    servers = embedded.Servers(data_dir, postgres=True, redis=True).acquire()
     manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
     for command in (["migrate", "-v0"], ["seed_demo", "-v0"]):
         subprocess.run([*manage, *command], env=env, check=True, cwd=settings.BASE_DIR, timeout=180)
     yield manage, env, data_dir
-    embedded.stop_embedded_redis(data_dir)
+    servers.release()
     shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def _cached_quotes(data_dir: Path) -> list[str]:
     client = redis.Redis(unix_socket_path=str(embedded.redis_socket_path(data_dir)))
     try:
-        return sorted(key.decode() for key in client.scan_iter("arbx-test:md:quote:*"))
+        return sorted(key.decode() for key in client.scan_iter("arbx:md:quote:*"))
     finally:
         client.close()
 
@@ -469,7 +469,7 @@ def test_the_command_prints_what_it_started_runs_for_its_duration_and_exits_0(em
     assert "feed      simulated" in out
     assert "stream_marketdata: stopped." in out
     assert _cached_quotes(data_dir) == [
-        f"arbx-test:md:quote:{venue}:{symbol}" for venue in ("sim-a", "sim-b") for symbol in SYMBOLS
+        f"arbx:md:quote:{venue}:{symbol}" for venue in ("sim-a", "sim-b") for symbol in SYMBOLS
     ]
 
 

@@ -335,7 +335,6 @@ def _wait_for_a_lock_waiter(timeout: float = 10.0) -> None:
     raise AssertionError(f"no concurrent transaction waited on the row lock within {timeout} s")
 
 
-@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_trade_records_wait_for_the_row_lock_and_lose_no_update():
     RiskStateFactory(account=GLOBAL_SCOPE, initial_equity=D("1000"))
@@ -358,7 +357,6 @@ def test_concurrent_trade_records_wait_for_the_row_lock_and_lose_no_update():
     assert (state.consecutive_losses, state.total_trades) == (2, 2)
 
 
-@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_equity_updates_keep_the_higher_peak():
     RiskStateFactory(account=GLOBAL_SCOPE, initial_equity=D("1000"))
@@ -375,7 +373,6 @@ def test_concurrent_equity_updates_keep_the_higher_peak():
     assert (state.current_equity, state.peak_equity) == (D(1200), D(1500))
 
 
-@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_many_concurrent_trade_records_all_count():
     RiskStateFactory(account=GLOBAL_SCOPE, initial_equity=D("1000"))

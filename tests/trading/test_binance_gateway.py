@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ from arbitragex.errors import ErrorCode
 from marketdata.models import Venue
 from tests.fakevenue import FakeVenue
 from tests.fakevenue import fixtures as fakevenue_fixtures
+from tests.processes import process_environment
 from tests.trading.binance_support import binance_account_create, binance_venue_create, limiter_keys_drop
 from tests.trading.gateway_contract import GatewayContract, Levels, levels, limit, market
 from trading import gateways
@@ -354,7 +354,7 @@ def child_process() -> Iterator[list[subprocess.Popen[str]]]:
 
 
 async def test_a_429_retry_after_holds_back_another_process(fake_venue, gateway, child_process):
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "arbitragex.settings", "ARBX_TESTING": "1"}
+    env = process_environment()
     child = subprocess.Popen(
         [sys.executable, "-c", CHILD, gateway.venue_code, fake_venue.rest_url],
         cwd=settings.BASE_DIR,

@@ -231,7 +231,6 @@ def test_placement_is_enqueued_only_after_commit(desk, django_capture_on_commit_
     assert statuses == {OrderStatus.FILLED}
 
 
-@pytest.mark.postgres
 def test_concurrent_executions_never_overspend_one_balance(transactional_db):
     desk = make_desk(quote="1200")
     configure(max_open_executions=50)

@@ -36,6 +36,7 @@ from tests.chaos.processes import ManagedProcess, platform_environment, userstre
 from tests.concurrency import run_together
 from tests.fakevenue import fixtures as fakevenue_fixtures
 from tests.fakevenue.models import Order as VenueOrder
+from tests.processes import the_test_database_url
 from tests.trading import test_lifecycle_worker as lifecycle_worker
 from tests.trading.binance_lifecycle_support import (
     BUY_ASK,
@@ -52,7 +53,7 @@ from tests.trading.binance_lifecycle_support import (
     recorded_fills,
     venue_fills,
 )
-from tests.trading.test_lifecycle_worker import DONE_TIMEOUT_S, Worker, finished, wait_for, worker_database_url
+from tests.trading.test_lifecycle_worker import DONE_TIMEOUT_S, Worker, finished, wait_for
 from trading import tasks
 from trading.balances import balances_sync
 from trading.enums import ExecutionStatus, IncidentKind, OrderLeg, OrderStatus, OrderType, TimeInForce
@@ -93,7 +94,7 @@ def user_data_stream(transactional_db, tmp_path) -> Iterator[Callable[[], Manage
     started: list[ManagedProcess] = []
 
     def start() -> ManagedProcess:
-        process = userstream_process(platform_environment(worker_database_url()), tmp_path)
+        process = userstream_process(platform_environment(the_test_database_url()), tmp_path)
         process.start()
         started.append(process)
         return process
@@ -219,7 +220,7 @@ def test_legs_filled_in_part_over_several_levels_settle_on_what_filled(binance_d
         assert len(remote.fills) == 2  # one per level the leg reached
         quote = sum(f.price * f.qty for f in remote.fills)
         assert order.cumulative_quote == quote
-        assert abs(order.avg_price - quote / filled) < D("1e-9")  # SQLite keeps 15 significant digits
+        assert order.avg_price == to_storage(quote / filled)
     assert execution.residual_qty == 0  # hedged: nothing to unwind
     assert Order.objects.filter(execution=execution).count() == 2
     assert_settled_from_the_fills(desk, execution)
@@ -449,7 +450,6 @@ def test_stream_and_poll_updates_in_any_order_record_each_fill_once_and_only_mov
 # --- 8. executions competing for one balance ---------------------------------------------------------------
 
 
-@pytest.mark.postgres
 def test_concurrent_executions_competing_for_one_balance_never_overspend_it(binance_desk, workers):
     funds = D("1300")
     desk = binance_desk(buy_funds={**FUNDS, "USDT": funds})

@@ -1,14 +1,12 @@
 """The lifecycle through a real Celery worker: a subprocess on this suite's broker and test database.
 
 The test commits its rows (``transactional_db``) so that the worker, on connections of its own, sees
-them; the worker is pointed at the test database (PostgreSQL: the test database's URL; SQLite: the
-test database file). Books are refreshed in the quote cache while the worker runs, as the stream
-process would (a book snapshot lives one second).
+them; the worker is pointed at the test database. Books are refreshed in the quote cache while the
+worker runs, as the stream process would (a book snapshot lives one second).
 """
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -17,14 +15,13 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from decimal import Decimal
-from urllib.parse import quote, urlencode
 
 import pytest
 from django.conf import settings
 from django.core.cache import cache
-from django.db import connection
 
 from arbitragex.celery import app as celery_app
+from tests.processes import process_environment
 from tests.trading.lifecycle_support import SYMBOL, configure, make_desk
 from trading import services, tasks
 from trading.enums import EXECUTION_TERMINAL_STATUSES, ExecutionStatus, OrderStatus
@@ -37,29 +34,12 @@ READY_TIMEOUT_S = 60
 DONE_TIMEOUT_S = 60
 
 
-def worker_database_url() -> str:
-    """The URL of the test database, which the worker must use instead of the configured one."""
-    db = connection.settings_dict
-    if connection.vendor == "postgresql":
-        auth = quote(db["USER"] or "", safe="")
-        if db.get("PASSWORD"):
-            auth += ":" + quote(db["PASSWORD"], safe="")
-        host = f"{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}"
-        return f"postgres://{auth}@{host}/{db['NAME']}"
-    # With the embedded configuration's SQLite options (BEGIN IMMEDIATE, busy timeout), which a URL alone
-    # does not give: a deferred transaction fails at once with "database is locked" when it must upgrade
-    # to a write after another process wrote.
-    options = urlencode(db.get("OPTIONS") or {})
-    return f"sqlite:///{db['NAME']}" + (f"?{options}" if options else "")
-
-
 class Worker:
     """``celery worker`` on both of this suite's queues, in a subprocess."""
 
     def __init__(self) -> None:
         self.name = f"e2e-{uuid.uuid4().hex[:8]}@%h"
-        env = {**os.environ, "ARBX_TESTING": "1", "ARBX_DATA_DIR": str(settings.DATA_DIR)}
-        env["DATABASE_URL"] = worker_database_url()
+        env = process_environment()
         env.setdefault("LOG_LEVEL", "INFO")
         queues = f"{settings.CELERY_TASK_DEFAULT_QUEUE},{settings.CELERY_ORDERS_QUEUE}"
         self.process = subprocess.Popen(

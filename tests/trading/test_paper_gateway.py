@@ -329,7 +329,6 @@ def test_gateway_for_a_live_account_on_a_simulated_venue_is_refused(db):
 # --- concurrency (PostgreSQL row locks) ------------------------------------------------------------------
 
 
-@pytest.mark.postgres
 def test_two_concurrent_market_buys_never_overspend_one_balance(transactional_db, paper_accounts):
     account = paper_accounts()
     fund(account, "USDT", D("600"))
@@ -348,7 +347,6 @@ def test_two_concurrent_market_buys_never_overspend_one_balance(transactional_db
     assert PaperOrder.objects.filter(status=OrderStatus.FILLED).count() == 1
 
 
-@pytest.mark.postgres
 def test_two_matchers_on_one_snapshot_fill_a_resting_order_once(transactional_db, paper_accounts):
     account = paper_accounts()
     fund(account, "USDT", D("1000"))
@@ -365,7 +363,6 @@ def test_two_matchers_on_one_snapshot_fill_a_resting_order_once(transactional_db
     assert PaperOrder.objects.get().filled_qty == D("0.004")
 
 
-@pytest.mark.postgres
 def test_a_cancel_racing_a_match_either_fills_or_releases_never_both(transactional_db, paper_accounts):
     account = paper_accounts()
     fund(account, "USDT", D("1000"))

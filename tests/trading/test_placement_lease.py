@@ -19,6 +19,7 @@ import uuid
 import pytest
 from django.conf import settings
 
+from tests.processes import process_environment
 from trading import placement
 from trading.placement import execution_lease
 
@@ -74,8 +75,7 @@ def test_the_lease_of_a_killed_worker_lapses_within_its_time_to_live():
         "    print('held' if leased else 'busy', flush=True)\n"
         "    time.sleep(120)\n"
     )
-    env = {**os.environ, "ARBX_TESTING": "1", "DJANGO_SETTINGS_MODULE": "arbitragex.settings",
-           "REDIS_URL": settings.REDIS_URL, "ARBX_DATA_DIR": str(settings.DATA_DIR)}  # fmt: skip
+    env = process_environment()
     process = subprocess.Popen(
         [sys.executable, "-c", holder], cwd=settings.BASE_DIR, env=env, stdout=subprocess.PIPE, text=True
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from django_redis import get_redis_connection
 from arbitragex.errors import ErrorCode
 from marketdata.models import Venue
 from tests.factories import VenueFactory
+from tests.processes import process_environment
 from trading import ratelimit
 from trading.gateways.base import FinalVenueError, RetryableVenueError
 from trading.ratelimit import DEFAULT_RATE_LIMITS, RateLimit, RateLimiter, VenueBannedError, parse_rate_limits
@@ -91,7 +91,7 @@ class OtherProcess:
     """A separate Python process with the same settings and environment, holding its own limiter."""
 
     def __init__(self, venue_code: str, account_key: str = "1", max_wait_s: float = 10) -> None:
-        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "arbitragex.settings", "ARBX_TESTING": "1"}
+        env = process_environment()
         self.process = subprocess.Popen(
             [sys.executable, "-c", CHILD, venue_code, account_key, str(max_wait_s)],
             cwd=settings.BASE_DIR,

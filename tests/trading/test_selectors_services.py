@@ -1,7 +1,7 @@
 """The original design's execution and order DAO, as Django selectors (reads) and services (writes).
 
-Runs against the database of the configuration (PostgreSQL with DATABASE_URL, else SQLite) and the
-real Redis cache.
+Runs against the PostgreSQL of the configuration (DATABASE_URL, else the embedded one) and the real
+Redis cache.
 """
 
 from __future__ import annotations
@@ -109,7 +109,6 @@ def test_orders_by_execution_returns_its_legs_in_creation_order_only():
 
 def test_execution_statistics_sums_exactly_in_one_query(django_assert_num_queries):
     start, end = _at(60), _at(0)
-    # Amounts exact in binary too, so the figures are exact on SQLite as well (see the PostgreSQL test).
     TradeExecutionFactory(
         started_at=_at(50), status=ExecutionStatus.COMPLETED, expected_profit=D("1.5"), actual_profit=D("1.25")
     )
@@ -157,8 +156,7 @@ def test_execution_statistics_of_an_empty_range_are_zero_with_no_average():
     assert stats == selectors.ExecutionStatistics(0, 0, 0, D(0), D(0), None)
 
 
-@pytest.mark.postgres
-def test_execution_statistics_keep_all_eighteen_decimal_places_on_postgres():
+def test_execution_statistics_keep_all_eighteen_decimal_places():
     tiny = D("0.000000000000000001")
     for _ in range(3):
         TradeExecutionFactory(
@@ -257,9 +255,7 @@ def test_execution_record_actual_profit_rounds_to_eighteen_places():
     assert recorded.actual_profit == D("0.333333333333333333")
 
 
-@pytest.mark.postgres
-def test_execution_record_actual_profit_stores_all_eighteen_places_on_postgres():
-    # SQLite keeps 15 significant digits of a DECIMAL column (it stores REAL); PostgreSQL keeps them all.
+def test_execution_record_actual_profit_stores_all_eighteen_places():
     execution = TradeExecutionFactory(status=ExecutionStatus.EXECUTING)
 
     services.execution_record_actual_profit(

@@ -108,7 +108,6 @@ def test_open_executions_past_the_leg_timeout_are_swept_into_settlement(desk):
     assert late.settlements == sorted(str(e.id) for e in executions)
 
 
-@pytest.mark.postgres
 def test_orders_another_writer_holds_are_skipped_not_waited_for(transactional_db):
     desk = make_desk()
     configure(max_open_executions=10)

