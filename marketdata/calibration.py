@@ -13,10 +13,11 @@ is a price.
   perpetual sits a few bps away for the whole window. ``BasisTracker`` follows the ratio of the two
   mids as the median of one sample a second over a trailing window; every comparison divides venue
   b's prices by it. Without a window the ratio is 1 (two venues of the same instrument).
-- **Lead-lag.** ``lead_lag`` computes the Hayashi–Yoshida correlation of the two mids' log returns
-  with venue b's clock shifted by each lag: it needs no resampling of the asynchronous updates,
-  and its peak is the delay with which one venue follows the other. The positive correlation on
-  the leader's side, taken as weights over the lags, gives a delay distribution (p50/p90/p99).
+- **Lead-lag.** ``lead_lag`` cross-correlates the two venues' mid changes at each delay (in bins of
+  a millisecond): no resampling of the asynchronous updates, and a venue that repeats the other's
+  moves L later shows a correlation of 1 at L. The side that carries the correlation is the
+  leader's; its positive correlations, taken as weights over the delays, give the delay with which
+  the follower reflects a leader move, as a distribution (p50/p90/p99).
 - **Deviations.** ``mid_deviations`` samples the basis-removed mid deviation on a time grid: its
   size distribution and how fast it decays (the half-life of its autocorrelation).
 - **Dislocations.** ``dislocations_scan`` finds the episodes when buying on one venue and selling
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from bisect import bisect_left, bisect_right
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -49,15 +51,18 @@ __all__ = [
     "DislocationStats",
     "LeadLag",
     "TopOfBook",
+    "VenueActivity",
     "capture_tops",
     "dislocation_stats",
     "dislocations_scan",
     "lead_lag",
     "mid_deviations",
     "quantiles",
+    "scans_pooled",
     "tops_between",
     "tops_from_quotes",
     "tops_merge",
+    "venue_activity",
 ]
 
 BPS = Decimal(10_000)
@@ -196,16 +201,57 @@ def _paired(tops: Iterable[TopOfBook], venue_a: str, venue_b: str) -> Iterator[t
             yield top, latest_a, latest_b
 
 
+# --- one venue ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class VenueActivity:
+    """How often a venue updates its top of book and moves its mid, and its own spread in bps."""
+
+    venue: str
+    updates: int
+    mid_changes: int
+    window_us: int
+    spread_bps: dict[float, float]
+
+    @property
+    def updates_per_second(self) -> float:
+        return self.updates * 1e6 / self.window_us if self.window_us else 0.0
+
+    @property
+    def mid_changes_per_second(self) -> float:
+        return self.mid_changes * 1e6 / self.window_us if self.window_us else 0.0
+
+
+def venue_activity(tops: Iterable[TopOfBook], venue: str) -> VenueActivity:
+    updates = changes = 0
+    first_us = last_us = 0
+    previous: Decimal | None = None
+    spreads: list[Decimal] = []
+    for top in tops:
+        if top.venue != venue:
+            continue
+        if not updates:
+            first_us = top.ts_us
+        last_us = top.ts_us
+        updates += 1
+        mid = top.mid
+        changes += previous is not None and mid != previous
+        previous = mid
+        spreads.append((top.ask - top.bid) / mid * BPS)
+    return VenueActivity(venue, updates, changes, last_us - first_us, quantiles(spreads))
+
+
 # --- lead-lag --------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
 class LeadLag:
-    """The lead-lag of venue b against venue a. A positive lag means b follows a by that much.
+    """The lead-lag of venue b against venue a. A positive lag means b moves after a.
 
-    ``correlations[i]`` is the Hayashi–Yoshida correlation of the mids' log returns with b's clock
-    shifted by ``lags_us[i]``. ``delay_quantiles_us`` weights the leader side's positive correlations
-    over the lags; ``share_within_30ms`` is the part of that weight within 30 ms of zero.
+    ``correlations[i]`` is the cross-correlation of the two venues' mid changes ``lags_us[i]``
+    apart. On the leader's side, the positive correlations taken as weights over the lags give the
+    delay with which the follower reflects the leader's moves (``delay_quantiles_us``).
     """
 
     venue_a: str
@@ -229,69 +275,86 @@ class LeadLag:
 
     @property
     def leader(self) -> str:
-        return self.venue_a if self.peak_lag_us >= 0 else self.venue_b
+        """The venue on whose side the correlation mass lies: its moves come first."""
+        return self.venue_a if self.side_mass(1) >= self.side_mass(-1) else self.venue_b
 
     @property
     def follower(self) -> str:
-        return self.venue_b if self.peak_lag_us >= 0 else self.venue_a
+        return self.venue_b if self.leader == self.venue_a else self.venue_a
+
+    def side_mass(self, sign: int) -> float:
+        """Σ of the positive correlations at lags of that sign (+1: b after a; -1: a after b)."""
+        return sum(max(0.0, corr) for lag, corr in zip(self.lags_us, self.correlations, strict=True) if lag * sign > 0)
+
+    def correlation_at(self, lag_us: int) -> float:
+        return self.correlations[self.lags_us.index(lag_us)]
 
     def _delay_weights(self) -> list[tuple[float, float]]:
-        sign = 1 if self.peak_lag_us >= 0 else -1
+        sign = 1 if self.leader == self.venue_a else -1
         pairs = zip(self.lags_us, self.correlations, strict=True)
         return sorted((lag * sign, max(0.0, corr)) for lag, corr in pairs if lag * sign >= 0)
 
     def delay_quantiles_us(self, qs: Sequence[float] = DEFAULT_QUANTILES) -> dict[float, float]:
+        """How long the follower takes to reflect the leader's moves (weighted by correlation)."""
         return _weighted_quantiles(self._delay_weights(), qs)
 
     def share_within_us(self, limit_us: int) -> float:
+        """The part of the follower's response that comes within ``limit_us`` of the leader's move."""
         weights = self._delay_weights()
         total = sum(weight for _, weight in weights)
         return sum(weight for lag, weight in weights if lag <= limit_us) / total if total > 0 else 0.0
 
 
-def _mid_returns(tops: Iterable[TopOfBook], venue: str) -> list[tuple[int, int, float]]:
-    """(previous update time, time, log return in bps) for every update of ``venue`` that moved its mid."""
-    returns: list[tuple[int, int, float]] = []
-    previous: TopOfBook | None = None
+def _mid_changes(tops: Iterable[TopOfBook], venue: str, clip_bps: float | None) -> list[tuple[int, float]]:
+    """(time, log change of the mid in bps) for every update of ``venue`` that moved its mid."""
+    changes: list[tuple[int, float]] = []
+    previous: Decimal | None = None
     for top in tops:
         if top.venue != venue:
             continue
-        if previous is not None and top.mid != previous.mid:
-            returns.append((previous.ts_us, top.ts_us, math.log(top.mid / previous.mid) * 10_000))
-        previous = top
-    return returns
-
-
-def _hayashi_yoshida(a: Sequence[tuple[int, int, float]], b: Sequence[tuple[int, int, float]], shift_us: int) -> float:
-    """Σ r_a r_b over the return intervals that overlap once b's intervals are moved back by ``shift_us``."""
-    total = 0.0
-    first = 0
-    count = len(b)
-    for start_a, end_a, return_a in a:
-        while first < count and b[first][1] - shift_us <= start_a:
-            first += 1
-        j = first
-        while j < count and b[j][0] - shift_us < end_a:
-            total += return_a * b[j][2]
-            j += 1
-    return total
+        mid = top.mid
+        if previous is not None and mid != previous:
+            change = math.log(mid / previous) * 10_000
+            if clip_bps is not None:
+                change = max(-clip_bps, min(clip_bps, change))
+            changes.append((top.ts_us, change))
+        previous = mid
+    return changes
 
 
 def lead_lag(
-    tops: Iterable[TopOfBook], venue_a: str, venue_b: str, *, max_lag_us: int = 100_000, step_us: int = 1_000
+    tops: Iterable[TopOfBook],
+    venue_a: str,
+    venue_b: str,
+    *,
+    max_lag_us: int = 100_000,
+    step_us: int = 1_000,
+    clip_bps: float | None = None,
 ) -> LeadLag:
-    """The Hayashi–Yoshida lead-lag correlation of two venues' mids, for lags in ±``max_lag_us``.
+    """The cross-correlation of two venues' mid changes at lags of ±``max_lag_us``, in ``step_us`` bins.
 
-    Each venue's return runs from its previous update (moved or not) to the update that moved the
-    mid, so the intervals are as short as the venue's update rate allows.
+    Every pair of changes (one on each venue) at most ``max_lag_us`` apart adds the product of the
+    two changes to the bin of their delay; the sums are normalised by both venues' total squared
+    change, so that b repeating a's every move exactly L later gives a correlation of 1 at L.
+    ``clip_bps`` caps each change first, so that a few large jumps do not make the whole figure.
     """
     merged = list(tops)
-    returns_a = _mid_returns(merged, venue_a)
-    returns_b = _mid_returns(merged, venue_b)
-    norm = math.sqrt(sum(r * r for *_, r in returns_a) * sum(r * r for *_, r in returns_b))
-    lags = tuple(range(-max_lag_us, max_lag_us + 1, step_us))
-    correlations = tuple(_hayashi_yoshida(returns_a, returns_b, lag) / norm if norm > 0 else 0.0 for lag in lags)
-    return LeadLag(venue_a, venue_b, lags, correlations, len(returns_a), len(returns_b))
+    changes_a = _mid_changes(merged, venue_a, clip_bps)
+    changes_b = _mid_changes(merged, venue_b, clip_bps)
+    times_b = [ts for ts, _ in changes_b]
+    bins: dict[int, float] = {}
+    for ts_a, change_a in changes_a:
+        low = bisect_left(times_b, ts_a - max_lag_us)
+        high = bisect_right(times_b, ts_a + max_lag_us)
+        for ts_b, change_b in changes_b[low:high]:
+            offset = ts_b - ts_a
+            index = (offset + step_us // 2) // step_us if offset >= 0 else -((-offset + step_us // 2) // step_us)
+            bins[index] = bins.get(index, 0.0) + change_a * change_b
+    norm = math.sqrt(sum(c * c for _, c in changes_a) * sum(c * c for _, c in changes_b))
+    reach = max_lag_us // step_us
+    lags = tuple(index * step_us for index in range(-reach, reach + 1))
+    correlations = tuple(bins.get(index, 0.0) / norm if norm > 0 else 0.0 for index in range(-reach, reach + 1))
+    return LeadLag(venue_a, venue_b, lags, correlations, len(changes_a), len(changes_b))
 
 
 # --- deviations ------------------------------------------------------------------------------------
@@ -502,6 +565,23 @@ class _OpenEpisode:
             sell_price=self.sell.bid,
             sell_qty=self.sell.bid_qty,
         )
+
+
+def scans_pooled(scans: Sequence[DislocationScan]) -> DislocationScan:
+    """Several windows (e.g. one per symbol) as one: their episodes together, their windows added."""
+    if not scans:
+        raise ValueError("nothing to pool")
+    first = scans[0]
+    if any((scan.edge, scan.threshold_bps) != (first.edge, first.threshold_bps) for scan in scans):
+        raise ValueError("only scans of the same edge and threshold can be pooled")
+    return DislocationScan(
+        first.venue_a,
+        first.venue_b,
+        first.edge,
+        first.threshold_bps,
+        sum(scan.window_us for scan in scans),
+        tuple(dislocation for scan in scans for dislocation in scan.dislocations),
+    )
 
 
 def dislocation_stats(scan: DislocationScan, qs: Sequence[float] = DEFAULT_QUANTILES) -> DislocationStats:

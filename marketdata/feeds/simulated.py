@@ -179,7 +179,9 @@ class _Follower:
         "leader_update_id",
         "noise_at_us",
         "noise_bps",
+        "noise_next_us",
         "path_us",
+        "spread_bps",
     )
 
     def __init__(self) -> None:
@@ -190,6 +192,8 @@ class _Follower:
         self.leader_update_id = 0
         self.noise_bps = 0.0
         self.noise_at_us: int | None = None
+        self.noise_next_us = 0
+        self.spread_bps = 0.0
         self.dislocation: _Dislocation | None = None
         self.dislocations_started = 0
 
@@ -565,17 +569,22 @@ class SimulatedMarket:
             return None
         state.leader_update_id, reference = mirrored
 
-        sd = profile.noise_sd_bps
-        if state.noise_at_us is None:
-            state.noise_bps = rng.gauss(0.0, sd)
-        else:
-            decay = math.exp(-(now - state.noise_at_us) * self._noise_decay_per_us)
-            state.noise_bps = state.noise_bps * decay + rng.gauss(0.0, sd * math.sqrt(1.0 - decay * decay))
-        state.noise_at_us = now
+        if state.noise_at_us is None or now >= state.noise_next_us:
+            # The deviation and the spread change now and then, as a venue's own book does, not on
+            # every update: an exact Ornstein-Uhlenbeck step over the time since the last change.
+            sd = profile.noise_sd_bps
+            if state.noise_at_us is None:
+                state.noise_bps = rng.gauss(0.0, sd)
+            else:
+                decay = math.exp(-(now - state.noise_at_us) * self._noise_decay_per_us)
+                state.noise_bps = state.noise_bps * decay + rng.gauss(0.0, sd * math.sqrt(1.0 - decay * decay))
+            state.spread_bps = rng.uniform(*profile.spread_bps)
+            state.noise_at_us = now
+            state.noise_next_us = now + 1 + int(rng.expovariate(profile.noise_changes_per_s / 1e6))
 
         instrument = self._instruments[symbol]
         ticks_per_bps = (reference.bid + reference.ask) / 2 / _BPS
-        spread = max(1, round(rng.uniform(*profile.spread_bps) * ticks_per_bps))
+        spread = max(1, round(state.spread_bps * ticks_per_bps))
         bid = (reference.bid + reference.ask - spread) // 2 + round(state.noise_bps * ticks_per_bps)
         ask = bid + spread
         bid_qty, ask_qty = self._random_qty(rng, instrument), self._random_qty(rng, instrument)

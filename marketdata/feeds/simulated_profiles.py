@@ -48,8 +48,9 @@ class SimulationProfile:
     Lead-lag: the follower mirrors the leader's quotes delayed by ``lag_ms``, one draw per episode;
     episodes last ``lag_episode_s`` on average (exponential). Its own quotes add ``spread_bps``
     (uniform in the range, at least one tick) and a mean-reverting deviation of standard deviation
-    ``noise_sd_bps`` that halves in ``noise_half_life_ms``. It updates every ``follower_gap_ms`` on
-    average (exponential).
+    ``noise_sd_bps`` that halves in ``noise_half_life_ms``; both change ``noise_changes_per_s`` times
+    a second (Poisson), so its mid moves about as often as a real venue's. It updates every
+    ``follower_gap_ms`` on average (exponential).
 
     Dislocations start ``dislocations_per_minute`` times a minute per follower and symbol (Poisson).
     Each lasts ``lifetime_ms``; its edge, in bps of the buy price, is ``threshold_bps`` plus
@@ -65,6 +66,7 @@ class SimulationProfile:
     spread_bps: tuple[float, float]
     noise_sd_bps: float
     noise_half_life_ms: float
+    noise_changes_per_s: float
     dislocations_per_minute: float
     lifetime_ms: LogNormal
     excess_bps: LogNormal
@@ -73,8 +75,10 @@ class SimulationProfile:
     beyond_fees: bool = False
 
     def __post_init__(self) -> None:
-        if self.lag_episode_s <= 0 or self.follower_gap_ms <= 0 or self.noise_half_life_ms <= 0:
-            raise ValueError("lag_episode_s, follower_gap_ms and noise_half_life_ms must be positive")
+        if min(self.lag_episode_s, self.follower_gap_ms, self.noise_half_life_ms, self.noise_changes_per_s) <= 0:
+            raise ValueError(
+                "lag_episode_s, follower_gap_ms, noise_half_life_ms and noise_changes_per_s must be positive"
+            )
         if not 0 <= self.spread_bps[0] <= self.spread_bps[1]:
             raise ValueError("spread_bps must be a range (low, high) with 0 <= low <= high")
         if self.noise_sd_bps < 0 or self.dislocations_per_minute < 0 or self.threshold_bps < 0:
@@ -91,6 +95,7 @@ REALISTIC = SimulationProfile(
     spread_bps=(0.0, 0.1),
     noise_sd_bps=0.5,
     noise_half_life_ms=1_000.0,
+    noise_changes_per_s=2.0,
     dislocations_per_minute=0.8,
     lifetime_ms=LogNormal(median=1.2, sigma=2.0, low=0.02, high=50.0),
     excess_bps=LogNormal(median=0.85, sigma=0.65, low=0.05, high=6.0),
@@ -108,6 +113,7 @@ DEMO = SimulationProfile(
     spread_bps=(0.5, 2.0),
     noise_sd_bps=REALISTIC.noise_sd_bps,
     noise_half_life_ms=REALISTIC.noise_half_life_ms,
+    noise_changes_per_s=REALISTIC.noise_changes_per_s,
     dislocations_per_minute=4.0,
     lifetime_ms=LogNormal(median=1_200.0, sigma=0.5, low=300.0, high=5_000.0),
     excess_bps=LogNormal(median=4.0, sigma=0.4, low=1.5, high=12.0),
