@@ -327,6 +327,12 @@ BINANCE_FEED_RATE_LIMITER = env.str("BINANCE_FEED_RATE_LIMITER", default="tradin
 # Which symbols this stream process handles ("" = all enabled instruments).
 STREAM_SHARD = env.str("STREAM_SHARD", default="")
 SIMULATION_SEED = env.int("SIMULATION_SEED", default=7)
+# How the simulated venues move against each other: "realistic" (lead-lag and dislocations as
+# measured on recorded Binance captures, almost nothing beyond fees) or "demo" (dislocations a few
+# bps beyond both fees that live long enough to be taken). docs/simulator.md gives every figure.
+SIMULATION_PROFILE = env.str("SIMULATION_PROFILE", default="demo")
+if SIMULATION_PROFILE not in ("realistic", "demo"):
+    raise ImproperlyConfigured(f"SIMULATION_PROFILE must be realistic or demo, not {SIMULATION_PROFILE!r}")
 # Recorded market data and venue payloads, read (never copied) by the simulated venues and the tests.
 SHARED_DATA_DIR = Path(env.str("ARBX_SHARED_DATA", default=str(BASE_DIR.parent / "shared" / "data")))
 # A fee paid in an asset with no recorded rate to the quote asset, valued at this fixed rate

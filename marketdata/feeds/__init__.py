@@ -22,6 +22,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
+from django.conf import settings
 from django.utils.module_loading import import_string
 
 from marketdata.types import MarketEvent
@@ -152,7 +153,8 @@ class SimulatedFeed:
     correlated. Pairs the market generates but the shard does not enable are left out here.
 
     A market needs two venues; with a single simulated venue a hidden follower is simulated and
-    its events are dropped.
+    its events are dropped. The profile is ``SIMULATION_PROFILE`` unless the request's options name
+    one (``{"profile": "realistic"}`` or a ``SimulationProfile``).
     """
 
     def __init__(self, request: FeedRequest) -> None:
@@ -166,6 +168,7 @@ class SimulatedFeed:
         self.symbols = symbols
         market_venues = codes if len(codes) >= 2 else (*codes, f"{codes[0]}-shadow")
         taker_fees = [venue.taker_fee for venue in request.venues if venue.taker_fee > 0]
+        options = {"profile": settings.SIMULATION_PROFILE, **request.options}
         self.market = (
             SimulatedMarket(
                 venues=market_venues,
@@ -174,7 +177,7 @@ class SimulatedFeed:
                 speed=request.speed,
                 taker_fee=max(taker_fees) if taker_fees else Decimal("0.001"),
                 data_dir=request.data_dir,
-                **request.options,
+                **options,
             )
             if symbols
             else None

@@ -1,21 +1,30 @@
 """Simulated venues for the embedded default: deterministic, seeded top of book and a few depth levels.
 
-The first venue is the reference. It replays the recorded Binance bookTicker price path of the symbol
+The first venue is the leader. It replays the recorded Binance bookTicker price path of the symbol
 (looping, shifted at each loop so that the path stays continuous) when the recorded data is present.
-Otherwise it follows a seeded random walk with similar statistics. Every other venue follows the
-reference with a small random lag, its own spread and a mean-reverting deviation. Cross-venue
-spreads therefore open and close as they do between real venues, and almost none survives the fees.
-Now and then a follower is dislocated for a while (on average ``profitable_fraction`` of the time):
-its quote then sits beyond the reference by more than both taker fees, so the spread is profitable.
+Otherwise it follows a seeded random walk with similar statistics.
+
+Every other venue is a follower, driven by a ``SimulationProfile`` (``realistic``: measured on the
+recorded captures; ``demo``: generous; see ``docs/simulator.md``):
+
+- Its quotes are the leader's path delayed by a steady lag, drawn once per lag episode. The path it
+  mirrors never goes back in time: when a new episode lengthens the lag, it waits on the leader's
+  quote until the new lag is reached; when it shortens the lag, it catches up at once.
+- Around that path it shows its own spread and a small mean-reverting deviation.
+- Dislocation episodes start at random (Poisson), last a drawn lifetime and open a drawn edge
+  against the leader's current quote (gross, over the profile's threshold, or beyond both taker
+  fees). The dislocated level shows a finite size; behind it, the book resumes at the follower's
+  normal price. The follower quotes exactly when an episode starts and when it ends.
 
 Prices are integer tick counts internally and become ``Decimal`` multiples of the tick size; the
-random generator only draws noise (tick counts, lots, delays), never a price.
+random generator only draws noise (tick counts, lots, delays, edges in ticks), never a price.
 """
 
 from __future__ import annotations
 
 import asyncio
 import heapq
+import math
 import random
 import time
 from collections import deque
@@ -25,11 +34,21 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from functools import lru_cache
 from pathlib import Path
 
+from marketdata.calibration import TopOfBook
 from marketdata.feeds.recorded import iter_capture, market_capture_path
+from marketdata.feeds.simulated_profiles import DEMO, REALISTIC, SimulationProfile, profile_get
 from marketdata.parsing import MalformedFrame, parse_message
 from marketdata.types import BookLevel, DepthSnapshot, InstrumentSpec, Quote
 
-__all__ = ["SIMULATED_INSTRUMENTS", "SimulatedInstrument", "SimulatedMarket"]
+__all__ = [
+    "DEMO",
+    "REALISTIC",
+    "SIMULATED_INSTRUMENTS",
+    "FollowerState",
+    "SimulatedInstrument",
+    "SimulatedMarket",
+    "SimulationProfile",
+]
 
 SimulatedEvent = Quote | DepthSnapshot
 
@@ -87,18 +106,32 @@ _BURST_GAP_US = 1_000.0
 _CALM_GAP_US = 24_000.0
 _WIDE_SPREAD_PROBABILITY = 0.1
 _MAX_SPREAD_TICKS = 5
-# Followers: their own update rate, a lag behind the reference, a wider spread, and a
-# mean-reverting deviation of about 1 bps. The deviation crosses the reference about half the time,
-# but never by more than the fees.
-_FOLLOWER_GAP_US = 15_000.0
-_FOLLOWER_SPREAD_BPS = (0.5, 2.0)
-_LAG_US = (5_000, 80_000)
+# Between the venue's matching engine and the receiver: only the quotes' exchange times use it.
 _LATENCY_US = (1_000, 15_000)
-_DEVIATION_SD_BPS = 1.0
-_DEVIATION_PERSISTENCE = 0.9
-_EPISODE_UPDATES = 25
-_MARGIN_BPS = (1.0, 6.0)
 _RECORDED_LOOP_GAP_US = 12_000
+_BPS = 10_000
+
+# What a queue entry asks for: a venue's regular update, or the start or end of a dislocation.
+_UPDATE = 0
+_DISLOCATION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class FollowerState:
+    """Where a follower stands after its latest quote.
+
+    It mirrors the leader's quote ``leader_update_id``, the latest at ``path_us`` (simulated
+    microseconds), which is ``lag_us`` behind its own time unless it is still waiting for a longer
+    lag to be reached. ``dislocation`` is 0, or +1 while its bid sits above the leader's ask, -1
+    while its ask sits below the leader's bid.
+    """
+
+    lag_episode: int
+    lag_us: int
+    path_us: int
+    leader_update_id: int
+    dislocation: int
+    dislocations_started: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,29 +149,61 @@ class _Recording:
 
 
 class _Book:
-    """Per (venue, symbol): sequence number and the last top of book."""
+    """Per (venue, symbol): sequence number, the last top of book, and where the book resumes behind
+    a dislocated top (None: right behind it)."""
 
-    __slots__ = ("seq", "top")
+    __slots__ = ("next_ask", "next_bid", "seq", "top")
 
     def __init__(self) -> None:
         self.seq = 0
         self.top: _Top | None = None
+        self.next_bid: int | None = None
+        self.next_ask: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Dislocation:
+    direction: int
+    end_us: int
+    excess_bps: float
+    size_quote: float
 
 
 class _Follower:
-    __slots__ = ("deviation", "direction", "margin_bps")
+    __slots__ = (
+        "dislocation",
+        "dislocations_started",
+        "lag_episode",
+        "lag_until_us",
+        "lag_us",
+        "leader_update_id",
+        "noise_at_us",
+        "noise_bps",
+        "noise_next_us",
+        "path_us",
+        "spread_bps",
+    )
 
     def __init__(self) -> None:
-        self.deviation = 0  # ticks
-        self.direction = 0  # 0 normal, +1 quotes above the reference, -1 below
-        self.margin_bps = 0.0
+        self.lag_episode = 0
+        self.lag_us = 0
+        self.lag_until_us = 0  # the first quote draws the first lag
+        self.path_us = 0
+        self.leader_update_id = 0
+        self.noise_bps = 0.0
+        self.noise_at_us: int | None = None
+        self.noise_next_us = 0
+        self.spread_bps = 0.0
+        self.dislocation: _Dislocation | None = None
+        self.dislocations_started = 0
 
 
 class SimulatedMarket:
     """A deterministic market of simulated venues: the same seed gives the same sequence.
 
-    ``speed`` paces ``quotes()``/``events()`` in real time (2.0 = twice as fast); None or 0 yields as
-    fast as possible with the simulated timestamps. ``depth_every`` emits a ``DepthSnapshot`` of
+    ``profile`` (a ``SimulationProfile`` or its name) drives the followers. ``speed`` paces
+    ``quotes()``/``events()`` in real time (2.0 = twice as fast); None or 0 yields as fast as
+    possible with the simulated timestamps. ``depth_every`` emits a ``DepthSnapshot`` of
     ``depth_levels`` levels after every that-many quotes of a book (0: never). ``use_recorded`` None
     replays the recorded price path when the capture is present.
     """
@@ -149,7 +214,7 @@ class SimulatedMarket:
         venues: Sequence[str] = ("sim-a", "sim-b"),
         symbols: Sequence[str] = ("BTCUSDT", "ETHUSDT"),
         seed: int = 0,
-        profitable_fraction: Decimal = Decimal("0.05"),
+        profile: SimulationProfile | str = DEMO,
         taker_fee: Decimal = Decimal("0.001"),
         maker_fee: Decimal = Decimal("0.001"),
         speed: float | None = 1.0,
@@ -161,15 +226,15 @@ class SimulatedMarket:
     ) -> None:
         if len(venues) < 2 or len(set(venues)) != len(venues):
             raise ValueError("a simulated market needs at least two distinct venues")
-        if not Decimal(0) <= profitable_fraction < Decimal(1):
-            raise ValueError("profitable_fraction must be in [0, 1)")
+        if not Decimal(0) <= taker_fee < Decimal("0.1"):
+            raise ValueError("taker_fee must be in [0, 0.1)")
         unknown = [symbol for symbol in symbols if symbol not in SIMULATED_INSTRUMENTS]
         if unknown:
             raise ValueError(f"no simulated instrument for {unknown}; known: {sorted(SIMULATED_INSTRUMENTS)}")
         self.venues = tuple(venues)
         self.symbols = tuple(symbols)
         self.seed = seed
-        self.profitable_fraction = profitable_fraction
+        self.profile = profile_get(profile)
         self.taker_fee = taker_fee
         self.maker_fee = maker_fee
         self.speed = speed
@@ -183,7 +248,9 @@ class SimulatedMarket:
         self._instruments = {symbol: SIMULATED_INSTRUMENTS[symbol] for symbol in self.symbols}
         self._books = {(venue, symbol): _Book() for venue in self.venues for symbol in self.symbols}
         self._followers = {(venue, symbol): _Follower() for venue in self.venues[1:] for symbol in self.symbols}
-        self._history: dict[str, deque[tuple[int, _Top]]] = {symbol: deque() for symbol in self.symbols}
+        # The leader's recent quotes as (time, update id, top): as far back as the longest lag.
+        self._history: dict[str, deque[tuple[int, int, _Top]]] = {symbol: deque() for symbol in self.symbols}
+        self._history_us = math.ceil(self.profile.lag_ms.high * 1000) + 1
         self._recordings: dict[str, _Recording | None] = {}
         self._cursor: dict[str, int] = {}
         self._loop_offset: dict[str, int] = {}
@@ -198,17 +265,24 @@ class SimulatedMarket:
             self._cursor[symbol] = 0
             self._loop_offset[symbol] = 0
 
-        # Followers enter a dislocation with a probability that makes the time share of dislocations
-        # profitable_fraction, given a mean dislocation length of _EPISODE_UPDATES of their updates.
-        fraction = float(profitable_fraction)
-        self._exit_probability = 1.0 / _EPISODE_UPDATES
-        self._enter_probability = self._exit_probability * fraction / (1.0 - fraction)
-        self._buy_factor = (Decimal(1) + taker_fee) / (Decimal(1) - taker_fee)
+        profile_ = self.profile
+        # A dislocated quote beats the leader's by this factor (then by the drawn excess): both taker
+        # fees, (1 + fee) / (1 - fee), or the profile's gross threshold.
+        if profile_.beyond_fees:
+            self._edge_factor = (Decimal(1) + taker_fee) / (Decimal(1) - taker_fee)
+        else:
+            self._edge_factor = Decimal(1) + Decimal(str(profile_.threshold_bps)) / _BPS
+        self._excess_scale = 1.0 / (1.0 - float(taker_fee)) if profile_.beyond_fees else 1.0
+        self._noise_decay_per_us = math.log(2) / (profile_.noise_half_life_ms * 1000)
+        self._follower_gap_us = profile_.follower_gap_ms * 1000
+        self._dislocation_gap_us = 60e6 / profile_.dislocations_per_minute if profile_.dislocations_per_minute else None
 
-        self._queue: list[tuple[int, int, str, str]] = []
-        for order, (venue, symbol) in enumerate(self._books):
-            first_gap = self._next_gap_us(venue, symbol)
-            heapq.heappush(self._queue, (self._now_us + first_gap, order, venue, symbol))
+        self._queue: list[tuple[int, int, str, str, int]] = []
+        self._pushed = 0
+        for venue, symbol in self._books:
+            self._push(self._now_us + self._next_gap_us(venue, symbol), venue, symbol, _UPDATE)
+        for venue, symbol in self._followers:
+            self._schedule_dislocation(venue, symbol)
         # One endless stream shared by generate(), generate_events() and the async iterators, so that
         # consecutive calls continue the same sequence.
         self._stream = self._events()
@@ -217,10 +291,28 @@ class SimulatedMarket:
 
     @property
     def reference_venue(self) -> str:
+        """The leader: every other venue follows it."""
         return self.venues[0]
+
+    @property
+    def now_us(self) -> int:
+        """The simulated time of the latest event, in microseconds since the epoch."""
+        return self._now_us
 
     def uses_recording(self, symbol: str) -> bool:
         return self._recordings.get(symbol) is not None
+
+    def follower_state(self, venue: str, symbol: str) -> FollowerState:
+        """The state of a follower venue's book (``KeyError`` for the leader or an unknown book)."""
+        state = self._followers[(venue, symbol)]
+        return FollowerState(
+            lag_episode=state.lag_episode,
+            lag_us=state.lag_us,
+            path_us=state.path_us,
+            leader_update_id=state.leader_update_id,
+            dislocation=state.dislocation.direction if state.dislocation else 0,
+            dislocations_started=state.dislocations_started,
+        )
 
     def instrument_specs(self) -> list[InstrumentSpec]:
         """The filters and fees of every simulated (venue, symbol), for seeding instruments."""
@@ -255,6 +347,22 @@ class SimulatedMarket:
         """The next ``n`` events (quotes and depth snapshots), with simulated timestamps."""
         return [next(self._stream) for _ in range(n)]
 
+    def generate_tops(self, seconds: float) -> list[tuple[str, TopOfBook]]:
+        """(symbol, top of book) of every quote over the next ``seconds`` of simulated time, stamped
+        to the microsecond (quotes carry milliseconds): what ``marketdata.calibration`` measures."""
+        end_us = self._now_us + round(seconds * 1e6)
+        tops: list[tuple[str, TopOfBook]] = []
+        while self._queue[0][0] <= end_us:
+            event = next(self._stream)
+            if isinstance(event, Quote):
+                tops.append(
+                    (
+                        event.symbol,
+                        TopOfBook(self._now_us, event.venue, event.bid, event.bid_qty, event.ask, event.ask_qty),
+                    )
+                )
+        return tops
+
     async def quotes(self) -> AsyncIterator[Quote]:
         """Quotes forever, paced by ``speed`` (see the class docstring)."""
         async for event in self.events():
@@ -282,7 +390,11 @@ class SimulatedMarket:
             yield _restamp(event, time.time_ns() // 1_000_000)
 
     def depth_snapshot(self, venue: str, symbol: str) -> DepthSnapshot | None:
-        """A few levels around the current top of book; the same state always gives the same levels."""
+        """A few levels around the current top of book; the same state always gives the same levels.
+
+        Behind a dislocated top the book resumes at the follower's normal price, so the size at the
+        dislocated price is the top's quantity and no more.
+        """
         book = self._books[(venue, symbol)]
         top = book.top
         if top is None:
@@ -293,9 +405,10 @@ class SimulatedMarket:
         bids = [BookLevel(Decimal(top.bid) * tick, top.bid_qty)]
         asks = [BookLevel(Decimal(top.ask) * tick, top.ask_qty)]
         bid, ask = top.bid, top.ask
-        for _ in range(1, self.depth_levels):
-            bid -= rng.randint(1, 3)
-            ask += rng.randint(1, 3)
+        for level in range(1, self.depth_levels):
+            bid_step, ask_step = rng.randint(1, 3), rng.randint(1, 3)
+            bid = book.next_bid if level == 1 and book.next_bid is not None else bid - bid_step
+            ask = book.next_ask if level == 1 and book.next_ask is not None else ask + ask_step
             bids.append(BookLevel(Decimal(bid) * tick, self._random_qty(rng, instrument)))
             asks.append(BookLevel(Decimal(ask) * tick, self._random_qty(rng, instrument)))
         now_ms = self._now_us // 1000
@@ -311,13 +424,21 @@ class SimulatedMarket:
 
     # --- simulation ---
 
+    def _push(self, at_us: int, venue: str, symbol: str, kind: int) -> None:
+        # The running count breaks ties in the order things were scheduled: deterministic.
+        self._pushed += 1
+        heapq.heappush(self._queue, (at_us, self._pushed, venue, symbol, kind))
+
     def _events(self) -> Iterator[SimulatedEvent]:
         queue = self._queue
         while True:
-            at_us, order, venue, symbol = heapq.heappop(queue)
+            at_us, _, venue, symbol, kind = heapq.heappop(queue)
             self._now_us = at_us
-            quote = self._tick(venue, symbol)
-            heapq.heappush(queue, (at_us + self._next_gap_us(venue, symbol), order, venue, symbol))
+            if kind == _UPDATE:
+                quote = self._tick(venue, symbol)
+                self._push(at_us + self._next_gap_us(venue, symbol), venue, symbol, _UPDATE)
+            else:
+                quote = self._dislocation_turn(venue, symbol)
             if quote is None:
                 continue
             yield quote
@@ -327,19 +448,21 @@ class SimulatedMarket:
                     yield snapshot
 
     def _tick(self, venue: str, symbol: str) -> Quote | None:
-        top: _Top | None
-        if venue == self.venues[0]:
-            top = self._reference_top(symbol)
-            history = self._history[symbol]
-            history.append((self._now_us, top))
-            while len(history) > 1 and history[1][0] <= self._now_us - _LAG_US[1]:
-                history.popleft()
-        else:
-            top = self._follower_top(venue, symbol)
-        if top is None:
-            return None
+        if venue != self.venues[0]:
+            return self._follower_quote(venue, symbol)
+        quote = self._emit(venue, symbol, self._reference_top(symbol), None, None)
+        history = self._history[symbol]
+        book = self._books[(venue, symbol)]
+        assert book.top is not None
+        history.append((self._now_us, book.seq, book.top))
+        while len(history) > 1 and history[1][0] <= self._now_us - self._history_us:
+            history.popleft()
+        return quote
+
+    def _emit(self, venue: str, symbol: str, top: _Top, next_bid: int | None, next_ask: int | None) -> Quote:
         book = self._books[(venue, symbol)]
         book.top = top
+        book.next_bid, book.next_ask = next_bid, next_ask
         book.seq += 1
         tick = self._instruments[symbol].tick_size
         latency_us = self._rng.randint(*_LATENCY_US)
@@ -358,7 +481,7 @@ class SimulatedMarket:
     def _next_gap_us(self, venue: str, symbol: str) -> int:
         rng = self._rng
         if venue != self.venues[0]:
-            return 1 + int(rng.expovariate(1.0 / _FOLLOWER_GAP_US))
+            return 1 + int(rng.expovariate(1.0 / self._follower_gap_us))
         recording = self._recordings[symbol]
         if recording is not None:
             # gaps_us[i] separates recorded update i from i + 1; the cursor already points past the
@@ -380,7 +503,7 @@ class SimulatedMarket:
         else:
             bid = previous.bid
             if rng.random() < _MOVE_PROBABILITY:
-                bid += round(rng.gauss(0.0, bid * _MOVE_SIGMA_BPS / 10_000))
+                bid += round(rng.gauss(0.0, bid * _MOVE_SIGMA_BPS / _BPS))
         spread = 1
         if rng.random() < _WIDE_SPREAD_PROBABILITY:
             spread = rng.randint(2, _MAX_SPREAD_TICKS)
@@ -400,48 +523,102 @@ class SimulatedMarket:
             return top
         return _Top(top.bid + offset, top.ask + offset, top.bid_qty, top.ask_qty)
 
-    def _follower_top(self, venue: str, symbol: str) -> _Top | None:
-        rng = self._rng
-        reference = self._lagged_reference(symbol, self._now_us - rng.randint(*_LAG_US))
-        if reference is None:
-            return None
-        instrument = self._instruments[symbol]
+    # --- followers ---
+
+    def _schedule_dislocation(self, venue: str, symbol: str) -> None:
+        if self._dislocation_gap_us is not None:
+            gap = 1 + int(self._rng.expovariate(1.0 / self._dislocation_gap_us))
+            self._push(self._now_us + gap, venue, symbol, _DISLOCATION)
+
+    def _dislocation_turn(self, venue: str, symbol: str) -> Quote | None:
+        """A dislocation starts or ends now; the follower quotes at once either way."""
         state = self._followers[(venue, symbol)]
-        mid = (reference.bid + reference.ask) // 2
-        bps_in_ticks = mid / 10_000
-
-        if state.direction:
-            if rng.random() < self._exit_probability:
-                state.direction = 0
-        elif rng.random() < self._enter_probability:
-            state.direction = 1 if rng.random() < 0.5 else -1
-            state.margin_bps = rng.uniform(*_MARGIN_BPS)
-
-        spread = max(1, int(rng.uniform(*_FOLLOWER_SPREAD_BPS) * bps_in_ticks))
-        noise_sd = _DEVIATION_SD_BPS * bps_in_ticks * (1 - _DEVIATION_PERSISTENCE**2) ** 0.5
-        state.deviation = round(state.deviation * _DEVIATION_PERSISTENCE + rng.gauss(0.0, noise_sd))
-        if state.direction > 0:
-            # Bid above the reference ask by more than both fees: buy at the reference, sell here.
-            floor = int((Decimal(reference.ask) * self._buy_factor).to_integral_value(ROUND_CEILING))
-            bid = floor + 1 + int(state.margin_bps * bps_in_ticks)
-            ask = bid + spread
-        elif state.direction < 0:
-            ceiling = int((Decimal(reference.bid) / self._buy_factor).to_integral_value(ROUND_FLOOR))
-            ask = ceiling - 1 - int(state.margin_bps * bps_in_ticks)
-            bid = ask - spread
-        else:
-            bid = mid + state.deviation - spread // 2
-            ask = bid + spread
-        return _Top(bid, ask, self._random_qty(rng, instrument), self._random_qty(rng, instrument))
-
-    def _lagged_reference(self, symbol: str, at_us: int) -> _Top | None:
-        history = self._history[symbol]
-        if not history:
+        profile = self.profile
+        rng = self._rng
+        if state.dislocation is not None:
+            state.dislocation = None
+            self._schedule_dislocation(venue, symbol)
+            return self._follower_quote(venue, symbol)
+        if self._books[(self.venues[0], symbol)].top is None:
+            self._schedule_dislocation(venue, symbol)
             return None
-        for stamp, top in reversed(history):
+        lifetime_us = max(1, round(profile.lifetime_ms.draw(rng) * 1000))
+        state.dislocation = _Dislocation(
+            direction=1 if rng.random() < 0.5 else -1,
+            end_us=self._now_us + lifetime_us,
+            excess_bps=profile.excess_bps.draw(rng),
+            size_quote=profile.size_quote.draw(rng),
+        )
+        state.dislocations_started += 1
+        self._push(self._now_us + lifetime_us, venue, symbol, _DISLOCATION)
+        return self._follower_quote(venue, symbol)
+
+    def _follower_quote(self, venue: str, symbol: str) -> Quote | None:
+        state = self._followers[(venue, symbol)]
+        profile = self.profile
+        rng = self._rng
+        now = self._now_us
+        if now >= state.lag_until_us:
+            state.lag_episode += 1
+            state.lag_us = max(1, round(profile.lag_ms.draw(rng) * 1000))
+            state.lag_until_us = now + 1 + int(rng.expovariate(1.0 / (profile.lag_episode_s * 1e6)))
+        # The mirrored path only moves forward: a longer lag waits, a shorter one catches up.
+        state.path_us = max(state.path_us, now - state.lag_us)
+        mirrored = self._leader_at(symbol, state.path_us)
+        if mirrored is None:
+            return None
+        state.leader_update_id, reference = mirrored
+
+        if state.noise_at_us is None or now >= state.noise_next_us:
+            # The deviation and the spread change now and then, as a venue's own book does, not on
+            # every update: an exact Ornstein-Uhlenbeck step over the time since the last change.
+            sd = profile.noise_sd_bps
+            if state.noise_at_us is None:
+                state.noise_bps = rng.gauss(0.0, sd)
+            else:
+                decay = math.exp(-(now - state.noise_at_us) * self._noise_decay_per_us)
+                state.noise_bps = state.noise_bps * decay + rng.gauss(0.0, sd * math.sqrt(1.0 - decay * decay))
+            state.spread_bps = rng.uniform(*profile.spread_bps)
+            state.noise_at_us = now
+            state.noise_next_us = now + 1 + int(rng.expovariate(profile.noise_changes_per_s / 1e6))
+
+        instrument = self._instruments[symbol]
+        ticks_per_bps = (reference.bid + reference.ask) / 2 / _BPS
+        spread = max(1, round(state.spread_bps * ticks_per_bps))
+        bid = (reference.bid + reference.ask - spread) // 2 + round(state.noise_bps * ticks_per_bps)
+        ask = bid + spread
+        bid_qty, ask_qty = self._random_qty(rng, instrument), self._random_qty(rng, instrument)
+
+        dislocation = state.dislocation
+        leader = self._books[(self.venues[0], symbol)].top
+        if dislocation is None or leader is None:
+            return self._emit(venue, symbol, _Top(bid, ask, bid_qty, ask_qty), None, None)
+        # Against the leader's quote as it is now, not as mirrored: that is what a taker sees.
+        if dislocation.direction > 0:
+            excess = math.ceil(dislocation.excess_bps * self._excess_scale * leader.ask / _BPS)
+            high_bid = int((Decimal(leader.ask) * self._edge_factor).to_integral_value(ROUND_FLOOR)) + 1 + excess
+            qty = self._size_qty(dislocation.size_quote, high_bid, instrument)
+            top = _Top(high_bid, high_bid + spread, qty, ask_qty)
+            return self._emit(venue, symbol, top, min(bid, high_bid - 1), None)
+        excess = math.ceil(dislocation.excess_bps * self._excess_scale * leader.bid / _BPS)
+        low_ask = int((Decimal(leader.bid) / self._edge_factor).to_integral_value(ROUND_CEILING)) - 1 - excess
+        qty = self._size_qty(dislocation.size_quote, low_ask, instrument)
+        top = _Top(low_ask - spread, low_ask, bid_qty, qty)
+        return self._emit(venue, symbol, top, None, max(ask, low_ask + 1))
+
+    def _leader_at(self, symbol: str, at_us: int) -> tuple[int, _Top] | None:
+        """The leader's quote that was current at ``at_us`` (its update id and top), if any yet."""
+        for stamp, update_id, top in reversed(self._history[symbol]):
             if stamp <= at_us:
-                return top
-        return history[0][1]
+                return update_id, top
+        return None
+
+    @staticmethod
+    def _size_qty(size_quote: float, price_ticks: int, instrument: SimulatedInstrument) -> Decimal:
+        # The drawn size (a random amount of the quote asset) becomes a whole number of lots.
+        lot_value = float(instrument.tick_size * instrument.step_size) * price_ticks
+        minimum_lots = max(1, math.ceil(instrument.min_qty / instrument.step_size))
+        return Decimal(max(minimum_lots, int(size_quote / lot_value))) * instrument.step_size
 
     @staticmethod
     def _random_qty(rng: random.Random, instrument: SimulatedInstrument) -> Decimal:

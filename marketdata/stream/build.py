@@ -157,7 +157,7 @@ def stream_plan(
     """Which enabled venues and instruments this stream serves, and the feed of each venue kind.
 
     ``feed_options`` passes extra options to the feed of a kind (e.g. ``{"simulated":
-    {"profitable_fraction": Decimal("0.3")}}``). Raises ``ValueError`` for a ``venues`` code that is
+    {"profile": "realistic"}}``). Raises ``ValueError`` for a ``venues`` code that is
     not an enabled venue.
     """
     shard, source = shard_symbols(symbols)

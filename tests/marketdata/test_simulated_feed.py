@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import statistics
 import time
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
@@ -12,8 +13,8 @@ import pytest
 from marketdata.books import OrderBook
 from marketdata.detection import DetectionConfig, Rejection, RejectionReason, detect_opportunity
 from marketdata.feeds.recorded import iter_capture, market_capture_path
-from marketdata.feeds.simulated import SIMULATED_INSTRUMENTS, SimulatedMarket
-from marketdata.types import DepthSnapshot, DetectedOpportunity, Quote
+from marketdata.feeds.simulated import DEMO, SIMULATED_INSTRUMENTS, SimulatedMarket
+from marketdata.types import DepthSnapshot, DetectedOpportunity, InstrumentSpec, Quote
 
 D = Decimal
 ANY_AGE = DetectionConfig(min_profit_rate=D(0), max_notional=D(1000), max_quote_age_ms=60_000)
@@ -32,27 +33,33 @@ def recorded_market(**overrides: object) -> SimulatedMarket:
     return market(use_recorded=True, **overrides)
 
 
-def detection_outcomes(sim: SimulatedMarket, quotes: list[Quote]) -> list[DetectedOpportunity | Rejection]:
-    """Detection after every quote, once every venue has quoted the symbol, with the venues' fees."""
-    specs: dict[str, dict[str, object]] = {}
-    for spec in sim.instrument_specs():
-        specs.setdefault(spec.symbol, {})[spec.venue] = spec
-    latest: dict[str, dict[str, Quote]] = {}
-    outcomes = []
-    for quote in quotes:
-        venues = latest.setdefault(quote.symbol, {})
+class Detection:
+    """Detection after every quote of a market, once every venue has quoted the symbol, with its fees."""
+
+    def __init__(self, sim: SimulatedMarket) -> None:
+        self.venues = len(sim.venues)
+        self.specs: dict[str, dict[str, InstrumentSpec]] = {}
+        for spec in sim.instrument_specs():
+            self.specs.setdefault(spec.symbol, {})[spec.venue] = spec
+        self.latest: dict[str, dict[str, Quote]] = {}
+
+    def step(self, quote: Quote) -> DetectedOpportunity | Rejection | None:
+        venues = self.latest.setdefault(quote.symbol, {})
         venues[quote.venue] = quote
-        if len(venues) == len(sim.venues):
-            outcomes.append(
-                detect_opportunity(
-                    symbol=quote.symbol,
-                    quotes=venues.values(),
-                    specs=specs[quote.symbol],  # type: ignore[arg-type]
-                    config=ANY_AGE,
-                    now_ms=quote.received_ts_ms,
-                )
-            )
-    return outcomes
+        if len(venues) < self.venues:
+            return None
+        return detect_opportunity(
+            symbol=quote.symbol,
+            quotes=venues.values(),
+            specs=self.specs[quote.symbol],
+            config=ANY_AGE,
+            now_ms=quote.received_ts_ms,
+        )
+
+
+def detection_outcomes(sim: SimulatedMarket, quotes: list[Quote]) -> list[DetectedOpportunity | Rejection]:
+    detection = Detection(sim)
+    return [outcome for quote in quotes if (outcome := detection.step(quote)) is not None]
 
 
 class TestDeterminism:
@@ -154,24 +161,28 @@ class TestQuotes:
 
 class TestSpreads:
     def test_spreads_open_and_close_but_none_survives_the_fees_without_dislocations(self):
-        sim = market(profitable_fraction=D(0))
+        sim = market(profile=replace(DEMO, dislocations_per_minute=0))
 
         reasons = {outcome.reason for outcome in detection_outcomes(sim, sim.generate(20_000))}
 
         # Crossed-but-unprofitable and uncrossed books both occur; nothing is profitable after fees.
         assert reasons == {RejectionReason.NOT_CROSSED, RejectionReason.BELOW_MIN_PROFIT}
 
-    @pytest.mark.parametrize("fraction", [D("0.05"), D("0.2")])
-    def test_about_the_configured_fraction_of_spreads_is_profitable_after_fees(self, fraction):
-        sim = market(profitable_fraction=fraction)
+    def test_the_demo_profile_opens_profitable_spreads_during_its_dislocations_only(self):
+        sim = market(symbols=["BTCUSDT"])
+        detection = Detection(sim)
+        profitable_while = []
+        for _ in range(40_000):
+            (quote,) = sim.generate(1)
+            outcome = detection.step(quote)
+            if isinstance(outcome, DetectedOpportunity):
+                profitable_while.append(sim.follower_state("sim-b", "BTCUSDT").dislocation)
 
-        outcomes = detection_outcomes(sim, sim.generate(60_000))
-
-        profitable = sum(isinstance(outcome, DetectedOpportunity) for outcome in outcomes) / len(outcomes)
-        assert float(fraction) * 0.5 < profitable < float(fraction) * 1.5
+        assert len(profitable_while) > 100
+        assert 0 not in profitable_while
 
     def test_profitable_spreads_are_profitable_at_the_configured_taker_fee(self):
-        sim = market(profitable_fraction=D("0.2"), taker_fee=D("0.002"))
+        sim = market(taker_fee=D("0.002"))
 
         opportunities = [o for o in detection_outcomes(sim, sim.generate(20_000)) if isinstance(o, DetectedOpportunity)]
 
@@ -249,9 +260,10 @@ class TestConfiguration:
             {"venues": ["sim-a"]},
             {"venues": ["sim-a", "sim-a"]},
             {"symbols": ["DOGEUSDT"]},
-            {"profitable_fraction": D(1)},
+            {"profile": "generous"},
+            {"taker_fee": D("0.5")},
         ],
-        ids=["one-venue", "duplicate-venue", "unknown-symbol", "always-profitable"],
+        ids=["one-venue", "duplicate-venue", "unknown-symbol", "unknown-profile", "absurd-fee"],
     )
     def test_invalid_options_are_refused(self, options):
         with pytest.raises(ValueError):

@@ -152,7 +152,7 @@ def run(runner: StreamRunner):
 def test_the_stream_fills_the_cache_records_opportunities_and_feeds_the_channel_layer():
     simulated_venues()
     auto_execute_off()
-    plan = stream_plan(speed=None, feed_options={"simulated": {"profitable_fraction": D("0.3")}})
+    plan = stream_plan(speed=None, feed_options={"simulated": {"profile": "demo"}})
     runner = stream_runner_build(plan, StreamOptions(speed=None, max_events=20_000))
     writer = runner.cache_writer = CountingWriter()
     layer = get_channel_layer()
