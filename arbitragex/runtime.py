@@ -19,24 +19,28 @@ class PlatformProcess:
     description: str
 
 
-def platform_processes(*, host: str, port: int, concurrency: int) -> list[PlatformProcess]:
+def platform_processes(*, host: str, port: int, concurrency: int, workers: int = 1) -> list[PlatformProcess]:
     """Every long-running process of the platform. A new capability adds its process here."""
     python = sys.executable
     manage = str(settings.BASE_DIR / "manage.py")
+    queues = f"{settings.CELERY_TASK_DEFAULT_QUEUE},{settings.CELERY_ORDERS_QUEUE}"
+    names = ["worker"] if workers == 1 else [f"worker{n}" for n in range(1, workers + 1)]
     return [
         PlatformProcess(
             "web",
             [python, "-m", "daphne", "-b", host, "-p", str(port), "arbitragex.asgi:application"],
             f"admin, API, dashboard and WebSocket feed on http://{host}:{port}/",
         ),
-        PlatformProcess(
-            "worker",
-            [
-                python, "-m", "celery", "-A", "arbitragex", "worker",
-                "-Q", f"{settings.CELERY_TASK_DEFAULT_QUEUE},{settings.CELERY_ORDERS_QUEUE}",
-                "--concurrency", str(concurrency), "--loglevel", "INFO", "-n", "worker@%h",
-            ],
-            f"Celery worker on queues {settings.CELERY_TASK_DEFAULT_QUEUE} and {settings.CELERY_ORDERS_QUEUE}",
+        *(
+            PlatformProcess(
+                name,
+                [
+                    python, "-m", "celery", "-A", "arbitragex", "worker", "-Q", queues,
+                    "--concurrency", str(concurrency), "--loglevel", "INFO", "-n", f"{name}@%h",
+                ],
+                f"Celery worker on queues {settings.CELERY_TASK_DEFAULT_QUEUE} and {settings.CELERY_ORDERS_QUEUE}",
+            )
+            for name in names
         ),
         PlatformProcess(
             "beat",
@@ -50,6 +54,11 @@ def platform_processes(*, host: str, port: int, concurrency: int) -> list[Platfo
             "stream",
             [python, manage, "stream_marketdata"],
             "market-data stream: feeds, books, quote cache, detection, WebSocket fan-out",
+        ),
+        PlatformProcess(
+            "userstream",
+            [python, manage, "stream_userdata", "--wait-for-accounts"],
+            "user data streams of live accounts (waits for one while there is none)",
         ),
     ]  # fmt: skip
 

@@ -58,7 +58,7 @@ class Supervisor:
         self.out = out
         self.clock = clock
         self.stopping = threading.Event()
-        self.stop_signal = signal.SIGTERM
+        self.stop_signal: int = signal.SIGTERM
         self._print_lock = threading.Lock()
         self._width = max((len(name) for name, _ in processes), default=6)
 

@@ -343,6 +343,9 @@ METRICS_FLUSH_INTERVAL = env.float("METRICS_FLUSH_INTERVAL", default=1.0)
 # Serve /metrics without authentication (only where it is reachable from the monitoring network alone).
 METRICS_PUBLIC = env.bool("METRICS_PUBLIC", default=False)
 
+# Tests only: named places where this process freezes or dies on purpose (arbitragex.faultpoints).
+FAULT_POINTS = env.str("ARBX_FAULT_POINTS", default="")
+
 # `manage.py run`: where the web process listens, the worker's pool size, and the admin it ensures
 # (no ADMIN_PASSWORD: a generated one, kept in the data directory and printed on every start).
 RUN_HOST = env.str("HOST", default="127.0.0.1")

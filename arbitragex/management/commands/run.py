@@ -30,6 +30,7 @@ class Command(BaseCommand):
         parser.add_argument("--host", default=settings.RUN_HOST)
         parser.add_argument("--port", type=int, default=settings.RUN_PORT)
         parser.add_argument("--concurrency", type=int, default=settings.WORKER_CONCURRENCY)
+        parser.add_argument("--workers", type=int, default=1, help="Celery worker processes to start.")
         parser.add_argument("--no-seed", action="store_true", help="Do not create the demo venues and accounts.")
         parser.add_argument("--only", default="", help="Comma-separated process names to start (default: all).")
         parser.add_argument("--setup-only", action="store_true", help="Migrate and seed, then exit.")
@@ -53,7 +54,9 @@ class Command(BaseCommand):
             return
 
         host, port = options["host"], options["port"]
-        processes = available_processes(platform_processes(host=host, port=port, concurrency=options["concurrency"]))
+        processes = available_processes(
+            platform_processes(host=host, port=port, concurrency=options["concurrency"], workers=options["workers"])
+        )
         if options["only"]:
             wanted = {name.strip() for name in options["only"].split(",")}
             processes = [p for p in processes if p.name in wanted]

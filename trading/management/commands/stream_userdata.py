@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import threading
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -20,6 +21,8 @@ from marketdata.models import Venue
 from trading.enums import AccountMode
 from trading.models import ExchangeAccount
 from trading.userstream import UserStreamSettings, userdata_handler_default, userstreams_run
+
+ACCOUNTS_POLL_S = 15
 
 
 def live_binance_accounts(selectors: list[str] | None = None) -> list[ExchangeAccount]:
@@ -40,10 +43,19 @@ class Command(BaseCommand):
         parser.add_argument("--accounts", help="Comma-separated account names or ids (default: every live one).")
         parser.add_argument("--duration", type=float, help="Stop after this many seconds.")
         parser.add_argument("--watchdog", type=float, default=90.0, help="Silence (s) before resubscribing.")
+        parser.add_argument(
+            "--wait-for-accounts",
+            action="store_true",
+            help="With no live account yet, wait for one (checking every 15 s) instead of exiting.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         selectors = [part.strip() for part in (options["accounts"] or "").split(",") if part.strip()]
         accounts = live_binance_accounts(selectors or None)
+        if not accounts and options["wait_for_accounts"]:
+            self.stdout.write("no live Binance account yet: waiting for one")
+            self.stdout.flush()
+            accounts = self._wait_for_accounts(selectors or None)
         if selectors:
             found = {a.name for a in accounts} | {str(a.pk) for a in accounts}
             missing = [value for value in selectors if value not in found]
@@ -60,6 +72,22 @@ class Command(BaseCommand):
         for stream in streams:
             stats = ", ".join(f"{key} {value}" for key, value in stream.stats.items() if value)
             self.stdout.write(f"{stream.label}: {stats or 'no events'}")
+
+    def _wait_for_accounts(self, selectors: list[str] | None) -> list[ExchangeAccount]:
+        stopped = threading.Event()
+        previous = {
+            signum: signal.signal(signum, lambda *_: stopped.set()) for signum in (signal.SIGTERM, signal.SIGINT)
+        }
+        try:
+            while not stopped.wait(ACCOUNTS_POLL_S):
+                accounts = live_binance_accounts(selectors)
+                connections.close_all()
+                if accounts:
+                    return accounts
+            return []
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
 
     async def _run(
         self, accounts: list[ExchangeAccount], stream_settings: UserStreamSettings, duration: float | None
