@@ -91,6 +91,7 @@ class IncidentKind(models.TextChoices):
     ORDER_STATUS_DRIFT = "order_status_drift", "Order status drift"
     BALANCE_DRIFT = "balance_drift", "Balance drift"
     LEG_FAILURE = "leg_failure", "Leg failure"
+    DUPLICATE_AT_VENUE = "duplicate_at_venue", "Order of ours at the venue we did not record"
 
 
 # Where an execution may go from each status. Forward only; NEEDS_ATTENTION is parked for an
@@ -104,7 +105,9 @@ EXECUTION_TRANSITIONS: dict[str, frozenset[str]] = {
     ExecutionStatus.NEEDS_ATTENTION: frozenset(
         {ExecutionStatus.UNWINDING, ExecutionStatus.UNWOUND, ExecutionStatus.COMPLETED, ExecutionStatus.FAILED}
     ),
-    ExecutionStatus.COMPLETED: frozenset(),
-    ExecutionStatus.FAILED: frozenset(),
-    ExecutionStatus.UNWOUND: frozenset(),
+    # A final execution goes back to an operator only when the venue shows an order of it that we did
+    # not record (adopted by trading.orders.order_adopt): its figures were wrong.
+    ExecutionStatus.COMPLETED: frozenset({ExecutionStatus.NEEDS_ATTENTION}),
+    ExecutionStatus.FAILED: frozenset({ExecutionStatus.NEEDS_ATTENTION}),
+    ExecutionStatus.UNWOUND: frozenset({ExecutionStatus.NEEDS_ATTENTION}),
 }

@@ -66,7 +66,7 @@ from trading.orders import execution_published_on_commit, task_enqueue_on_commit
 from trading.pnl import FillRecord, ProfitBreakdown, profit_breakdown, residual_exposure_from_fills
 from trading.rollup import execution_rollup_invalidate
 
-__all__ = ["execution_settle"]
+__all__ = ["execution_reopen_for_attention", "execution_settle"]
 
 logger = logging.getLogger(__name__)
 
@@ -293,6 +293,33 @@ def _finish(
     return status
 
 
+def execution_reopen_for_attention(execution: TradeExecution, *, reason: str, now: datetime) -> None:
+    """A final execution whose venue orders turned out to differ from ours (an adopted duplicate): its
+    figures are recomputed from every fill it has now, and it goes back to an operator. Call with the
+    execution locked; the reason is on the incident the caller raised."""
+    orders = list(Order.objects.filter(execution=execution).order_by("pk"))
+    fills = _fills_by_order(orders)
+    records = _records(orders, fills)
+    with localcontext(MONEY_CONTEXT):
+        residual = residual_exposure_from_fills([*records["buy"], *records["sell"], *records["unwind"]])
+    fields = ["status", "residual_qty", "error_message", "updated_at"]
+    try:
+        breakdown = _breakdown(execution, records)
+    except ApplicationError:
+        breakdown = None  # a commission with no rate: the profit stays unknown, the operator sees why
+    if breakdown is not None:
+        execution.actual_profit = to_storage(breakdown.actual_profit)
+        execution.fees_quote = to_storage(breakdown.actual_fees)
+        fields += ["actual_profit", "fees_quote"]
+    _transition(execution, ExecutionStatus.NEEDS_ATTENTION)
+    execution.residual_qty = to_storage(residual)
+    execution.error_message = reason[:1000]
+    execution.save(update_fields=fields)
+    execution_rollup_invalidate(started_at=execution.started_at)
+    logger.error("execution %s reopened for an operator: %s", execution.pk, reason)
+    execution_published_on_commit(execution)
+
+
 def _park(
     execution: TradeExecution,
     orders: list[Order],
@@ -302,10 +329,13 @@ def _park(
     kind: IncidentKind | None,
     now: datetime,
 ) -> None:
-    """NEEDS_ATTENTION: an operator takes over. Reservations are released (every order is terminal)."""
-    legs = leg_state(orders)
+    """NEEDS_ATTENTION: an operator takes over. Reservations are released (every order is terminal).
+    The exposure left is the one the fills make, whatever the orders' own figures say."""
+    records = _records(orders, fills)
+    with localcontext(MONEY_CONTEXT):
+        residual = residual_exposure_from_fills([*records["buy"], *records["sell"], *records["unwind"]])
     _transition(execution, ExecutionStatus.NEEDS_ATTENTION)
-    execution.residual_qty = to_storage(legs.residual)
+    execution.residual_qty = to_storage(residual)
     execution.error_message = reason
     execution.completed_at = now
     _release_reservations(execution)
@@ -325,10 +355,10 @@ def _park(
             kind=kind,
             execution=execution,
             symbol=execution.symbol,
-            drift=to_storage(legs.residual),
+            drift=to_storage(residual),
             detail={
                 "reason": reason,
-                "residual_qty": fmt(legs.residual),
+                "residual_qty": fmt(residual),
                 "orders": [
                     {
                         "client_order_id": o.client_order_id,

@@ -3,9 +3,10 @@
 Timeouts. An order still open ``leg_timeout_s`` after it was sent (or created, if never sent) counts
 as failed. ``orders_resolve_timed_out`` ends such orders at the venue before anything is decided:
 an order never sent is expired locally; one that may have been sent (UNKNOWN, or PENDING after a
-send attempt) is looked up, and only when the venue does not know it, under the placement lease
-(so that no send is in flight), is it expired locally; an order open at the venue is cancelled. Each
-answer goes through the state machine like any other update. It runs in ``execution_settle``, which
+send attempt) is looked up, and it is expired locally only when the venue does not know it AND its
+last claim's send window has closed, so that no send of it can still be accepted (see
+``trading.placement``); an order open at the venue is cancelled. Each answer goes through the state
+machine like any other update. It runs in ``execution_settle``, which
 is scheduled ``leg_timeout_s`` after the first send and swept by the periodic order sync.
 
 Policies, once every order is terminal and the filled quantities of the two sides differ:
@@ -34,6 +35,7 @@ from enum import StrEnum
 
 from asgiref.sync import async_to_sync
 from django.db import transaction
+from django.utils import timezone
 
 from arbitragex.errors import ErrorCode
 from arbitragex.money import MONEY_CONTEXT, ONE, ZERO, quantize_down, quantize_up
@@ -54,7 +56,7 @@ from trading.gateways import gateway_for
 from trading.gateways.base import FinalVenueError, Gateway, OrderReport, VenueError
 from trading.models import ExchangeAccount, Order, TradeExecution
 from trading.orders import order_apply_update, order_mark
-from trading.placement import execution_lease
+from trading.placement import execution_lease, send_window_closed
 from trading.state_machine import UpdateSource
 
 __all__ = [
@@ -286,18 +288,18 @@ def orders_resolve_timed_out(
     if not remote:
         return handled
     factory = gateway_factory or gateway_for
-    with execution_lease(execution_id) as leased:
-        if not leased:
+    with execution_lease(execution_id) as lease:
+        if lease is None:
             return handled
         # Re-read under the lease: a placement that ran meanwhile may have answered some of them.
         fresh = {o.pk: o for o in Order.objects.filter(pk__in=[o.pk for o in remote]).select_related("account__venue")}
         remote = [fresh[o.pk] for o in remote if fresh[o.pk].status not in ORDER_TERMINAL_STATUSES]
         for order in remote:
-            handled += _end_at_venue(order, factory(order.account))
+            handled += _end_at_venue(order, factory(order.account), now)
     return handled
 
 
-def _end_at_venue(order: Order, gateway: Gateway) -> int:
+def _end_at_venue(order: Order, gateway: Gateway, now: datetime) -> int:
     symbol, cid = order.symbol, order.client_order_id
 
     async def lookup() -> OrderReport | None:
@@ -312,6 +314,9 @@ def _end_at_venue(order: Order, gateway: Gateway) -> int:
     try:
         maybe_unsent = order.status in (OrderStatus.PENDING, OrderStatus.UNKNOWN)
         if maybe_unsent:
+            if not send_window_closed(order, max(now, timezone.now())):
+                # A send of its last claim may still reach the venue: not found now proves nothing.
+                return 0
             report = async_to_sync(lookup)()
             if report is None:
                 message = "not found at the venue after the leg timeout"

@@ -187,7 +187,20 @@ class Order(models.Model):
     last_update_ms = models.BigIntegerField(default=0, help_text="Venue time of the last applied update.")
     error_code = models.IntegerField(null=True, blank=True)
     error_message = models.TextField(blank=True)
-    place_attempts = models.PositiveSmallIntegerField(default=0)
+    place_attempts = models.PositiveSmallIntegerField(
+        default=0, help_text="Claims to send it so far: the fencing number a send must still hold."
+    )
+    adopted_from = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="adopted",
+        help_text="A venue order under this order's client id that we did not place knowingly (a duplicate).",
+    )
+    send_deadline = models.DateTimeField(
+        null=True, blank=True, help_text="After this, the venue refuses the last claim's send (its recvWindow)."
+    )
     submitted_at = models.DateTimeField(null=True, blank=True)
     acknowledged_at = models.DateTimeField(null=True, blank=True)
     filled_at = models.DateTimeField(null=True, blank=True)

@@ -491,6 +491,105 @@ def order_mark(
         return _apply_locked(order, update, now=now or timezone.now(), error=error, message=message)
 
 
+# --- a venue order we did not record ----------------------------------------------------------------------
+
+
+def foreign_reason(order: Order, update: OrderUpdate, exchange_order_id: str) -> str | None:
+    """Why ``update`` describes another venue order than ``order`` (under the same client order id), or None.
+
+    Binance frees a client order id once its order is closed, so a late duplicate send is accepted as
+    a new order; and an order we expired as "not found" may have reached the venue after all. Either
+    way its fills must not be absorbed into our row, nor dropped.
+    """
+    if exchange_order_id and order.exchange_order_id and exchange_order_id != order.exchange_order_id:
+        return (
+            f"the venue reports order {exchange_order_id} under {order.client_order_id}, "
+            f"which we recorded as order {order.exchange_order_id}"
+        )
+    if order.status in ORDER_TERMINAL_STATUSES and update.filled_qty > order.filled_qty:
+        return (
+            f"the venue reports {fmt(update.filled_qty)} filled for {order.client_order_id}, which we recorded as "
+            f"{order.status} with {fmt(order.filled_qty)} filled"
+        )
+    return None
+
+
+def _adopted_client_order_id(original: Order) -> str:
+    number = Order.objects.filter(adopted_from=original).count() + 2
+    return f"{original.client_order_id}~{number}"[-36:]
+
+
+def order_adopt(
+    original: Order, update: OrderUpdate, *, exchange_order_id: str, reason: str, now: datetime
+) -> OrderApplyResult:
+    """Record a venue order of ours that we did not place knowingly (see ``foreign_reason``).
+
+    Call with the execution and ``original`` locked. The venue order gets an ``Order`` row of its own
+    (``adopted_from`` the original, same leg), to which the update is applied like any other, so the
+    ledger holds every fill the venue made and the exposure follows from them. An incident is raised
+    (once per venue order) and, for an execution already final, the execution goes back to an operator
+    with its figures recomputed from the fills.
+    """
+    adopted = None
+    if exchange_order_id:
+        adopted = (
+            Order.objects.select_for_update(of=("self",))
+            .select_related("execution", "venue")
+            .filter(adopted_from=original, exchange_order_id=exchange_order_id)
+            .first()
+        )
+    created = adopted is None
+    if adopted is None:
+        adopted = Order.objects.create(
+            execution=original.execution,
+            account_id=original.account_id,
+            venue=original.venue,
+            leg=original.leg,
+            attempt=original.attempt,
+            client_order_id=_adopted_client_order_id(original),
+            exchange_order_id=exchange_order_id,
+            symbol=original.symbol,
+            side=original.side,
+            type=original.type,
+            time_in_force=original.time_in_force,
+            price=original.price,
+            quantity=original.quantity,
+            status=OrderStatus.PENDING,
+            adopted_from=original,
+            submitted_at=now,
+        )
+        adopted.execution = original.execution
+        logger.error("execution %s: %s; adopted as %s", original.execution_id, reason, adopted.client_order_id)
+        incident = Incident.objects.create(
+            kind=IncidentKind.DUPLICATE_AT_VENUE,
+            account_id=original.account_id,
+            execution_id=original.execution_id,
+            order=original,
+            symbol=original.symbol,
+            local_value=f"{original.status} {fmt(original.filled_qty)} {original.exchange_order_id}".strip(),
+            venue_value=f"{update.status} {fmt(update.filled_qty)} {exchange_order_id}".strip(),
+            detail={"reason": reason, "adopted": adopted.client_order_id, "exchange_order_id": exchange_order_id},
+        )
+        incident_raised_on_commit(incident)
+    result = _apply_locked(adopted, update, now=now, exchange_order_id=exchange_order_id)
+    if created:
+        execution_after_adoption(original.execution, reason=reason, now=now)
+    return result
+
+
+def incident_raised_on_commit(incident: Incident) -> None:
+    """Tell the operators (the notifications hook in) once the incident is committed."""
+    logger.warning("incident %s: %s %s", incident.pk, incident.kind, incident.detail.get("reason", ""))
+
+
+def execution_after_adoption(execution: TradeExecution, *, reason: str, now: datetime) -> None:
+    """An adopted order changes an execution's exposure: a final one returns to an operator."""
+    from trading.finalise import execution_reopen_for_attention
+
+    if execution.status not in EXECUTION_OPEN_STATUSES:
+        execution_reopen_for_attention(execution, reason=reason, now=now)
+
+
 def _apply_locked(
     order: Order,
     update: OrderUpdate,
@@ -500,6 +599,9 @@ def _apply_locked(
     error: VenueError | None = None,
     message: str = "",
 ) -> OrderApplyResult:
+    reason = foreign_reason(order, update, exchange_order_id)
+    if reason is not None:
+        return order_adopt(order, update, exchange_order_id=exchange_order_id, reason=reason, now=now)
     previous = order.status
     trade_ids = Fill.objects.filter(order=order).values_list("trade_id", flat=True)
     applied = order_update_prepare(

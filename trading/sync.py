@@ -39,6 +39,8 @@ from trading.models import ArbitrageOpportunity, ExchangeAccount, Fill, Order, T
 from trading.orders import (
     ORDER_WRITTEN_FIELDS,
     execution_after_orders_changed,
+    foreign_reason,
+    order_adopt,
     order_published_on_commit,
     order_update_prepare,
     task_enqueue_on_commit,
@@ -144,12 +146,14 @@ def _apply_bulk(reports: dict[int, OrderReport], now: datetime, result: OrdersSy
         for order in orders:
             previous = order.status
             report = reports[order.pk]
+            update = update_from_report(report, UpdateSource.POLL)
+            reason = foreign_reason(order, update, report.exchange_order_id)
+            if reason is not None:
+                # Another venue order under our client id: a row of its own, never absorbed (rare).
+                order_adopt(order, update, exchange_order_id=report.exchange_order_id, reason=reason, now=now)
+                continue
             applied = order_update_prepare(
-                order,
-                update_from_report(report, UpdateSource.POLL),
-                trade_ids[order.pk],
-                now=now,
-                exchange_order_id=report.exchange_order_id,
+                order, update, trade_ids[order.pk], now=now, exchange_order_id=report.exchange_order_id
             )
             if not applied.changed:
                 continue

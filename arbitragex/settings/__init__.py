@@ -343,6 +343,12 @@ METRICS_FLUSH_INTERVAL = env.float("METRICS_FLUSH_INTERVAL", default=1.0)
 # Serve /metrics without authentication (only where it is reachable from the monitoring network alone).
 METRICS_PUBLIC = env.bool("METRICS_PUBLIC", default=False)
 
+# How long after its claim an order may still be accepted by the venue (Binance's recvWindow), in ms;
+# a send delayed past it (a frozen worker) is refused by the venue. At most half the leg timeout.
+ORDER_SEND_WINDOW_MS = env.int("ORDER_SEND_WINDOW_MS", default=5000)
+# The error we allow on a venue's clock offset when deciding that a claim's send can no longer arrive.
+VENUE_CLOCK_MARGIN_MS = env.int("VENUE_CLOCK_MARGIN_MS", default=1000)
+
 # Tests only: named places where this process freezes or dies on purpose (arbitragex.faultpoints).
 FAULT_POINTS = env.str("ARBX_FAULT_POINTS", default="")
 

@@ -111,7 +111,26 @@ def capture_response() -> Iterator[ResponseCapture]:
 
 class VenueAsyncClient(AsyncClient):
     """``AsyncClient`` that hands every response's headers (``X-MBX-USED-WEIGHT-1M``, ``Retry-After``)
-    to the ``capture_response`` block of the calling task, errors included."""
+    to the ``capture_response`` block of the calling task, errors included, and signs a request with the
+    ``timestamp`` its caller gives (an order's claim time) rather than the time of sending."""
+
+    def _get_request_kwargs(self, method: Any, signed: bool, force_params: bool = False, **kwargs: Any) -> Any:
+        data = kwargs.get("data")
+        given = data.get("timestamp") if signed and isinstance(data, dict) else None
+        if given is None:
+            return super()._get_request_kwargs(method, signed, force_params, **kwargs)
+        # python-binance stamps every signed request with now + timestamp_offset, and its own recvWindow:
+        # shift the offset so that the stamp is the given time, and keep the given window (synchronous:
+        # no other request of this client runs meanwhile).
+        saved: float = self.timestamp_offset  # type: ignore[has-type]
+        saved_window = self.REQUEST_RECVWINDOW
+        self.timestamp_offset = int(given) - time.time() * 1000
+        self.REQUEST_RECVWINDOW = int(data.get("recvWindow") or saved_window)
+        try:
+            return super()._get_request_kwargs(method, signed, force_params, **kwargs)
+        finally:
+            self.timestamp_offset = saved
+            self.REQUEST_RECVWINDOW = saved_window
 
     async def _handle_response(self, response: Any) -> Any:
         capture = _CAPTURE.get()

@@ -91,7 +91,6 @@ def test_production_settings_load_with_debug_off(tmp_path):
 def test_importing_the_settings_creates_nothing_and_starts_nothing(tmp_path):
     data_dir = tmp_path / "data"
     env = {**clean_environment(data_dir), "DJANGO_SETTINGS_MODULE": "arbitragex.settings"}
-    before = _servers_running()
 
     result = subprocess.run(
         [sys.executable, "-c", LOAD_SETTINGS], cwd=settings.BASE_DIR, env=env, capture_output=True, text=True,
@@ -100,13 +99,17 @@ def test_importing_the_settings_creates_nothing_and_starts_nothing(tmp_path):
 
     assert result.returncode == 0, result.stderr
     assert not data_dir.exists()  # no folder, no secret file, no server socket
-    assert _servers_running() == before
+    assert _servers_of(data_dir) == []
 
 
-def _servers_running() -> set[int]:
-    return {
-        process.pid for process in psutil.process_iter(["name"]) if process.info["name"] in {"redis-server", "postgres"}
-    }
+def _servers_of(data_dir: Path) -> list[int]:
+    """Server processes that name the data directory (a server started for it would)."""
+    return [
+        process.pid
+        for process in psutil.process_iter(["name", "cmdline"])
+        if process.info["name"] in {"redis-server", "postgres"}
+        and str(data_dir) in " ".join(process.info["cmdline"] or [])
+    ]
 
 
 @pytest.mark.django_db

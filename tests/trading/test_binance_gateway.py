@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
@@ -134,6 +135,35 @@ async def test_a_limit_order_is_sent_with_its_client_id_time_in_force_and_a_full
         "BTC",
     )
     assert fill.trade_id.isdigit() and fill.time_ms is not None
+
+
+async def test_an_order_is_signed_with_its_claim_time_and_the_venue_refuses_it_once_its_window_passed(
+    fake_venue, gateway
+):
+    env = BinanceEnv(fake_venue, gateway)
+    await env.fund("USDT", D("1000"))
+    await env.set_book("BTCUSDT", bids=levels(("49990", "1")), asks=levels(("50000", "1")))
+    await gateway.ping()
+    fake_venue.clock_offset_ms = 3_000  # the venue's clock is 3 s ahead of ours: the claim time follows it
+    await gateway.time_offset_resync()
+    now_ms = time.time_ns() // 1_000_000
+    fresh = replace(
+        limit("BUY", "0.01", "50100", "BTCUSDT", tif="IOC"), claimed_at_ms=now_ms - 1_000, valid_for_ms=5_000
+    )
+    late = replace(fresh, client_order_id=fresh.client_order_id + "x", claimed_at_ms=now_ms - 6_000)
+
+    report = await gateway.place_order(fresh)
+    with pytest.raises(RetryableVenueError) as refused:
+        await gateway.place_order(late)
+
+    sent = fake_venue.find_requests("order", "POST")[0].params
+    assert abs(int(sent["timestamp"]) - (now_ms - 1_000 + 3_000)) <= 50  # the claim time on the venue's clock
+    assert sent["recvWindow"] == "5000"
+    assert report.status == OrderStatus.FILLED
+    # Claimed 6 s ago with a 5 s window: refused by the venue, twice (a resync does not make it younger).
+    assert (refused.value.code, refused.value.venue_code) == (ErrorCode.VENUE_TIMESTAMP, -1021)
+    assert [r.status for r in fake_venue.find_requests("order", "POST")[1:]] == [400, 400]
+    assert [o.client_order_id for o in fake_venue.orders] == [fresh.client_order_id]
 
 
 async def test_the_clock_offset_comes_from_the_server_time(fake_venue, gateway):

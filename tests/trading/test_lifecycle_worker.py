@@ -37,9 +37,9 @@ DONE_TIMEOUT_S = 60
 class Worker:
     """``celery worker`` on both of this suite's queues, in a subprocess."""
 
-    def __init__(self) -> None:
+    def __init__(self, **env_extra: str) -> None:
         self.name = f"e2e-{uuid.uuid4().hex[:8]}@%h"
-        env = process_environment()
+        env = process_environment(**env_extra)
         env.setdefault("LOG_LEVEL", "INFO")
         queues = f"{settings.CELERY_TASK_DEFAULT_QUEUE},{settings.CELERY_ORDERS_QUEUE}"
         self.process = subprocess.Popen(
@@ -64,6 +64,16 @@ class Worker:
     def log(self) -> str:
         return "".join(self.lines[-60:])
 
+    def frozen(self) -> bool:
+        """Stopped (SIGSTOP), as by a fault point."""
+        import psutil
+
+        return self.process.poll() is None and psutil.Process(self.process.pid).status() == psutil.STATUS_STOPPED
+
+    def resume(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)
+
     def kill(self) -> None:
         self.process.send_signal(signal.SIGKILL)
         self.process.wait(10)
@@ -78,16 +88,18 @@ class Worker:
 
 
 @pytest.fixture
-def workers(transactional_db) -> Iterator[Callable[[], Worker]]:
+def workers(transactional_db) -> Iterator[Callable[..., Worker]]:
+    """Start a worker (environment variables for it as keyword arguments); all are stopped afterwards."""
     celery_app.control.purge()  # messages left by earlier tests, which no worker consumed
     started: list[Worker] = []
 
-    def start() -> Worker:
-        started.append(Worker())
+    def start(**env_extra: str) -> Worker:
+        started.append(Worker(**env_extra))
         return started[-1]
 
     yield start
     for worker in started:
+        worker.resume()  # a frozen worker cannot stop
         worker.stop()
 
 

@@ -4,12 +4,17 @@ died) never places an order twice; an ambiguous answer is resolved by query, nev
 from __future__ import annotations
 
 import time
+from dataclasses import replace
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from django.conf import settings
+from django.db.models import F
+from django.utils import timezone
 
 from arbitragex.celery import app as celery_app
+from arbitragex.errors import ErrorCode
 from tests.factories import ArbitrageOpportunityFactory
 from tests.trading.lifecycle_support import (
     SYMBOL,
@@ -24,6 +29,7 @@ from tests.trading.lifecycle_support import (
 )
 from trading import services, tasks
 from trading.enums import ExecutionStatus, OrderLeg, OrderStatus
+from trading.gateways.base import RetryableVenueError
 from trading.models import Fill, Order, PaperOrder
 from trading.placement import execution_lease, execution_place, retry_countdown
 
@@ -59,6 +65,12 @@ def venue_orders(execution):
     """How many orders the paper venues hold per client order id."""
     ids = Order.objects.filter(execution=execution).values_list("client_order_id", flat=True)
     return {cid: PaperOrder.objects.filter(client_order_id=cid).count() for cid in ids}
+
+
+def send_windows_pass(execution) -> None:
+    """Time passes until no send of the orders' last claims can still reach a venue (their windows close)."""
+    past = timezone.now() - timedelta(milliseconds=settings.VENUE_CLOCK_MARGIN_MS + 1)
+    Order.objects.filter(execution=execution, send_deadline__isnull=False).update(send_deadline=past)
 
 
 def test_both_legs_are_placed_and_their_fills_recorded(desk, execution):
@@ -121,7 +133,12 @@ def test_a_worker_killed_around_the_send_neither_loses_nor_duplicates_an_order(d
         # The claim committed before the send: the next run knows the order may exist.
         assert (order.status, order.place_attempts) == (OrderStatus.PENDING, 1)
 
+    # Right after, the dead run's send may still be on its way: the next run neither looks up nor sends.
     counting = CountingGateways()
+    waiting = execution_place(execution_id=str(execution.id), gateway_factory=counting)
+    assert waiting.retry and waiting.outcomes == {} and counting.calls == {}
+
+    send_windows_pass(execution)
     result = execution_place(execution_id=str(execution.id), gateway_factory=counting)
 
     assert counting.total("get_order") == 2  # looked up first, because it may have been sent
@@ -260,16 +277,46 @@ def test_the_leg_timeout_settlement_is_scheduled_once_the_orders_are_out(
     assert timed == [((str(execution.id),), 11, 2)]
 
 
+def test_a_run_whose_claim_was_taken_over_sends_nothing(desk, execution):
+    from trading.placement import _claim, _send_all
+
+    claims, _ = _claim(str(execution.id))
+    # Frozen here, the run lost its claim to another (a redelivery): the fencing numbers moved on.
+    Order.objects.filter(execution=execution).update(place_attempts=F("place_attempts") + 1)
+    counting = CountingGateways()
+
+    outcomes = _send_all(claims, counting)
+
+    assert [outcome.kind for outcome in outcomes] == ["claim_lost", "claim_lost"]
+    assert counting.calls == {}
+    assert set(venue_orders(execution).values()) == {0}
+
+
+def test_the_paper_venue_refuses_an_order_sent_after_its_window(desk, execution):
+    from trading.gateways.paper import PaperVenue
+    from trading.placement import _claim
+
+    claims, _ = _claim(str(execution.id))
+    late = replace(claims[0].request, claimed_at_ms=claims[0].request.claimed_at_ms - 60_000)
+
+    with pytest.raises(RetryableVenueError) as refused:
+        PaperVenue(claims[0].account).place_order(late)
+
+    assert (refused.value.code, refused.value.venue_code) == (ErrorCode.VENUE_TIMESTAMP, -1021)
+    assert set(venue_orders(execution).values()) == {0}
+
+
 def test_a_first_run_claims_in_one_short_transaction(desk, execution, django_assert_max_num_queries):
     # Mark and lock the execution (one UPDATE), lock its orders with their accounts and venues, one
     # UPDATE for the orders; the savepoint and its release stand for BEGIN and COMMIT here.
     from trading.placement import _claim
 
     with django_assert_max_num_queries(5):
-        claims = _claim(str(execution.id))
+        claims, waiting = _claim(str(execution.id))
 
     assert {claim.request.client_order_id for claim in claims} == {o.client_order_id for o in legs(execution).values()}
     assert all(claim.account.venue.code for claim in claims)  # no query left for the gateway
+    assert not waiting
     execution.refresh_from_db()
     assert execution.status == ExecutionStatus.EXECUTING and execution.submitted_at is not None
     assert {o.place_attempts for o in legs(execution).values()} == {1}
@@ -280,6 +327,6 @@ def test_a_claim_with_nothing_to_send_changes_nothing(desk, execution):
 
     Order.objects.filter(execution=execution).update(status=OrderStatus.CANCELLED)
 
-    assert _claim(str(execution.id)) == []
+    assert _claim(str(execution.id)) == ([], False)
     execution.refresh_from_db()
     assert execution.status == ExecutionStatus.PENDING and execution.submitted_at is None

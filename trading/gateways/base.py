@@ -46,6 +46,15 @@ class FinalVenueError(VenueError):
 
 @dataclass(frozen=True, slots=True)
 class OrderRequest:
+    """One order to place. ``claimed_at_ms`` and ``valid_for_ms`` bound when the venue may accept it.
+
+    The placement claims an order before it sends it; a gateway signs the request with the claim's time
+    (our clock, epoch ms, shifted by the venue's clock offset) and asks the venue to refuse it once
+    ``valid_for_ms`` have passed since (Binance's ``recvWindow``: -1021). A send that was delayed past
+    that (a worker frozen between claim and send) is refused by the venue itself, so it can never
+    duplicate an order that another run placed meanwhile.
+    """
+
     symbol: str
     side: OrderSide
     type: OrderType
@@ -53,6 +62,15 @@ class OrderRequest:
     client_order_id: str
     price: Decimal | None = None
     time_in_force: TimeInForce | None = None
+    claimed_at_ms: int | None = None
+    valid_for_ms: int | None = None
+
+    @property
+    def not_after_ms(self) -> int | None:
+        """The last moment (our clock, epoch ms) at which the venue may accept this request."""
+        if self.claimed_at_ms is None or self.valid_for_ms is None:
+            return None
+        return self.claimed_at_ms + self.valid_for_ms
 
 
 @dataclass(frozen=True, slots=True)

@@ -435,15 +435,24 @@ class BinanceGateway(Gateway):
         weight: int,
         orders: int = 0,
         call: Call = Call.READ,
+        signed_at_ms: int | None = None,
     ) -> Any:
         """Call ``AsyncClient.<method>``: limiter, request, headers, classification; -1021 resyncs
-        the clock offset and sends it once more."""
+        the clock offset and sends it once more.
+
+        ``signed_at_ms`` (our clock) signs the request with that time on the venue's clock rather than
+        the time of sending: with its ``recvWindow`` the venue then refuses it once that window has
+        passed, however late it is sent, resent after a resync included.
+        """
         for attempt in (1, 2):
             client = await self._client_get()
             await self._acquire(weight, orders)
+            sent = params
+            if signed_at_ms is not None:
+                sent = {**params, "timestamp": signed_at_ms + int(client.timestamp_offset)}
             with capture_response() as capture:
                 try:
-                    return await getattr(client, method)(**params)
+                    return await getattr(client, method)(**sent)
                 except Exception as exc:
                     error = await self._raised(exc, operation, call)
                     if attempt == 1 and error.code == ErrorCode.VENUE_TIMESTAMP:
@@ -491,9 +500,12 @@ class BinanceGateway(Gateway):
                 params["price"] = fmt(request.price)
             if request.time_in_force is not None:
                 params["timeInForce"] = str(request.time_in_force)
+        if request.valid_for_ms is not None:
+            params["recvWindow"] = request.valid_for_ms
         data = await self._call(
-            "place order", "create_order", params, weight=WEIGHT_ORDER_NEW, orders=1, call=Call.PLACE
-        )
+            "place order", "create_order", params, weight=WEIGHT_ORDER_NEW, orders=1, call=Call.PLACE,
+            signed_at_ms=request.claimed_at_ms,
+        )  # fmt: skip
         return self._parse("place order", Call.PLACE, lambda: binance_order_report(data))
 
     async def cancel_order(self, *, symbol: str, client_order_id: str) -> OrderReport:

@@ -355,6 +355,12 @@ class PaperVenue:
     # --- orders ---
 
     def place_order(self, request: OrderRequest) -> OrderReport:
+        not_after = request.not_after_ms
+        if not_after is not None and _now_ms() > not_after:
+            # As Binance does with a request past its recvWindow: refused, nothing placed.
+            raise RetryableVenueError(
+                ErrorCode.VENUE_TIMESTAMP, "Timestamp for this request is outside of the recvWindow.", venue_code=-1021
+            )
         rules = self._rules(request.symbol)
         if rules.status != TRADING:
             raise FinalVenueError(ErrorCode.VENUE_ORDER_REJECTED, "Market is closed.", venue_code=-2010)
