@@ -123,9 +123,9 @@ class VenueAsyncClient(AsyncClient):
         # shift the offset so that the stamp is the given time, and keep the given window (synchronous:
         # no other request of this client runs meanwhile).
         saved: float = self.timestamp_offset  # type: ignore[has-type]
-        saved_window = self.REQUEST_RECVWINDOW
+        saved_window: int = self.REQUEST_RECVWINDOW  # type: ignore[has-type]
         self.timestamp_offset = int(given) - time.time() * 1000
-        self.REQUEST_RECVWINDOW = int(data.get("recvWindow") or saved_window)
+        self.REQUEST_RECVWINDOW = int(kwargs["data"].get("recvWindow") or saved_window)
         try:
             return super()._get_request_kwargs(method, signed, force_params, **kwargs)
         finally:
