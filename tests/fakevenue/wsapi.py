@@ -183,15 +183,20 @@ class WsApiSession(Outbox):
 
     def _unsubscribe(self, subscription_id: Any) -> dict[str, Any]:
         if subscription_id is None:
-            self.subscriptions.clear()
-            return {}
-        try:
-            sid = int(subscription_id)
-        except (TypeError, ValueError):
-            raise errors.illegal_chars("subscriptionId", "^[0-9]{1,20}$") from None
-        # An id that is already gone (e.g. after eventStreamTerminated) is not an error here:
-        # python-binance unsubscribes on every socket exit and would raise otherwise.
-        self.subscriptions.pop(sid, None)
+            ended = sorted(self.subscriptions)
+        else:
+            try:
+                sid = int(subscription_id)
+            except (TypeError, ValueError):
+                raise errors.illegal_chars("subscriptionId", "^[0-9]{1,20}$") from None
+            # An id that is already gone (e.g. after eventStreamTerminated) is not an error here:
+            # python-binance unsubscribes on every socket exit and would raise otherwise.
+            ended = [sid] if sid in self.subscriptions else []
+        for sid in ended:
+            # user-data-stream.md (clarified 2025-12-18): a subscription stopped by
+            # userDataStream.unsubscribe ends with eventStreamTerminated.
+            self.deliver(sid, {"e": "eventStreamTerminated", "E": self.venue.now_ms()})
+            del self.subscriptions[sid]
         return {}
 
     def _answer(

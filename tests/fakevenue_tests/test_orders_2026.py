@@ -154,3 +154,34 @@ async def test_wallet_trade_fee(fake_venue: FakeVenue, http: aiohttp.ClientSessi
         assert r.status == 200
         assert await r.json() == [{"symbol": "ETHUSDT", "makerCommission": "0.00075", "takerCommission": "0.001"}]
         assert r.headers["X-SAPI-USED-IP-WEIGHT-1M"] == "1"
+
+
+async def test_unsubscribing_ends_the_stream_with_event_stream_terminated(
+    fake_venue: FakeVenue, http: aiohttp.ClientSession
+) -> None:
+    """user-data-stream.md, "Event Stream Terminated" (clarified in CHANGELOG 2025-12-18): it is sent
+    when "the subscription is stopped via the userDataStream.unsubscribe method"."""
+    async with http.ws_connect(fake_venue.ws_api_url) as ws:
+        for request_id in ("a", "b"):
+            params = {"apiKey": DEFAULT_API_KEY, "timestamp": fake_venue.now_ms()}
+            payload = "&".join(f"{k}={v}" for k, v in sorted(params.items()))
+            await ws.send_json(
+                {
+                    "id": request_id,
+                    "method": "userDataStream.subscribe.signature",
+                    "params": {**params, "signature": sign(payload)},
+                }
+            )
+            assert (await ws.receive_json(timeout=3))["status"] == 200
+        await ws.send_json({"id": "u1", "method": "userDataStream.unsubscribe", "params": {"subscriptionId": 0}})
+        ended = await ws.receive_json(timeout=3)
+        assert (ended["subscriptionId"], ended["event"]["e"]) == (0, "eventStreamTerminated")
+        assert (await ws.receive_json(timeout=3)) == {"id": "u1", "status": 200, "result": {}}
+        # Without a subscriptionId, every subscription of the connection ends.
+        await ws.send_json({"id": "u2", "method": "userDataStream.unsubscribe"})
+        ended = await ws.receive_json(timeout=3)
+        assert (ended["subscriptionId"], ended["event"]["e"]) == (1, "eventStreamTerminated")
+        assert (await ws.receive_json(timeout=3))["id"] == "u2"
+        # An id already gone is answered, with no event.
+        await ws.send_json({"id": "u3", "method": "userDataStream.unsubscribe", "params": {"subscriptionId": 0}})
+        assert (await ws.receive_json(timeout=3))["id"] == "u3"
