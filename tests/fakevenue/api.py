@@ -269,6 +269,7 @@ OPERATIONS: dict[str, Operation] = {
         Operation("account/commission", True, _fixed(20)),
         Operation("rateLimit/order", True, _fixed(40)),
         Operation("sapi:asset/tradeFee", True, _fixed(1), sapi=True),
+        Operation("sapi:system/status", False, _fixed(1), sapi=True),
     )
 }
 
@@ -311,6 +312,8 @@ class Api:
             "account/commission": lambda a, r: self.account_commission(_need(a), r),
             "rateLimit/order": lambda a, _r: self.venue.rate.order_rate_limits(_need(a).api_key),
             "sapi:asset/tradeFee": lambda a, r: self.trade_fee(_need(a), r),
+            # The wallet API's system status (ccxt's fetchStatus): 0 "normal", 1 "system maintenance".
+            "sapi:system/status": lambda _a, _r: {"status": 0, "msg": "normal"},
         }
 
     @property

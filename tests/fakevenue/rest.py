@@ -44,9 +44,10 @@ ROUTES: list[tuple[str, str, str]] = [
     ("GET", "account/commission", "account/commission"),
     ("GET", "rateLimit/order", "rateLimit/order"),
 ]
-# The few wallet-API endpoints served, under /sapi/v1/: what ccxt's fetchTradingFee(s) reads.
+# The few wallet-API endpoints served, under /sapi/v1/: what ccxt's fetchTradingFee(s) and fetchStatus read.
 SAPI_ROUTES: list[tuple[str, str, str]] = [
     ("GET", "asset/tradeFee", "sapi:asset/tradeFee"),
+    ("GET", "system/status", "sapi:system/status"),
 ]
 SAPI_WEIGHT_HEADER = "X-SAPI-USED-IP-WEIGHT-1M"
 

@@ -97,8 +97,12 @@ class TradeTape:
         return [t.trade for t in self._tapes.get(symbol, ())]
 
     def last(self, symbol: str) -> MarketTrade | None:
+        entry = self.last_entry(symbol)
+        return entry.trade if entry is not None else None
+
+    def last_entry(self, symbol: str) -> TapeTrade | None:
         tape = self._tapes.get(symbol)
-        return tape[-1].trade if tape else None
+        return tape[-1] if tape else None
 
     def average_price(self, symbol: str, now_ms: int, mins: int) -> tuple[Decimal, int] | None:
         """(price, time of the last trade): the volume-weighted average over the last ``mins`` minutes.

@@ -230,9 +230,12 @@ class FakeVenue:
         last = self.engine.tape.last(symbol)
         return last.price if last is not None else None
 
-    def record_replayed_trade(self, trade: MarketTrade) -> None:
-        """A trade frame already forwarded verbatim: the tape (last price, klines, averages) follows it."""
+    def record_replayed_trade(self, trade: MarketTrade, *, publish_agg_trade: bool = True) -> None:
+        """A trade frame already forwarded verbatim: the tape (last price, klines, averages) follows it,
+        and ``<symbol>@aggTrade`` unless the capture carries its own aggTrade frames."""
         self.engine.tape.add(trade)
+        if publish_agg_trade:
+            self.hub.publish_agg_trade(trade)
         self.hub.add_to_klines(trade)
 
     async def replay(

@@ -226,3 +226,52 @@ async def test_watch_orders_over_the_websocket_api(fake_venue: FakeVenue, pro: c
     )
     assert len(fake_venue.find_requests("userDataStream.subscribe.signature")) == 1
     assert fake_venue.find_requests("userDataStream", transport="rest") == []
+
+
+async def test_more_rest_calls_an_adapter_may_make(fake_venue: FakeVenue, rest: ccxt.async_support.binance) -> None:
+    """fetch_status (/sapi/v1/system/status), fetch_bids_asks (ticker/bookTicker), fetch_last_prices
+    (ticker/price), a market buy by cost (quoteOrderQty), fetch_orders (allOrders), cancel_all_orders
+    (DELETE openOrders)."""
+    assert (await rest.fetch_status())["status"] == "ok"
+    tops = await rest.fetch_bids_asks(["BTC/USDT", "ETH/USDT"])
+    assert (tops["ETH/USDT"]["info"]["bidPrice"], tops["ETH/USDT"]["info"]["askPrice"]) == (
+        "2599.99000000",
+        "2600.01000000",
+    )
+    bought = await rest.create_market_buy_order_with_cost("BTC/USDT", "600.01")
+    assert fake_venue.find_requests("order", "POST")[-1].params["quoteOrderQty"] == "600.01"
+    assert (bought["status"], bought["info"]["executedQty"]) == ("closed", "0.01000000")
+    last = await rest.fetch_last_prices(["BTC/USDT"])
+    assert last["BTC/USDT"]["info"]["price"] == "60000.01000000"  # the last trade
+    for price in ("59000", "58000"):
+        await rest.create_order("BTC/USDT", "limit", "buy", "0.001", price)
+    cancelled = await rest.cancel_all_orders("BTC/USDT")
+    assert sorted(o["info"]["price"] for o in cancelled) == ["58000.00000000", "59000.00000000"]
+    orders = await rest.fetch_orders("BTC/USDT")
+    assert [o["status"] for o in orders] == ["closed", "canceled", "canceled"]
+
+
+async def test_watch_trades_and_balance(fake_venue: FakeVenue, pro: ccxt.pro.binance) -> None:
+    """watch_trades on <symbol>@trade (ccxt's default) or @aggTrade; watch_balance from the
+    outboundAccountPosition events of the WebSocket-API user data stream."""
+    await pro.load_markets()
+    aggregating = ccxt_pro_binance(fake_venue)  # ccxt keeps one trades subscription per symbol and instance
+    trades = asyncio.ensure_future(pro.watch_trades("BTC/USDT"))
+    aggregated = asyncio.ensure_future(aggregating.watch_trades("BTC/USDT", params={"name": "aggTrade"}))
+    balance = asyncio.ensure_future(pro.watch_balance())
+    try:
+        await until(lambda: fake_venue.hub.has_subscribers("btcusdt@trade"))
+        await until(lambda: fake_venue.hub.has_subscribers("btcusdt@aggTrade"))
+        await until(lambda: any(session.subscriptions for session in fake_venue.ws_api_sessions))
+        fake_venue.push_trade("BTCUSDT", "60003", "0.2")
+        seen = await asyncio.wait_for(trades, 5)
+        seen_aggregated = await asyncio.wait_for(aggregated, 5)
+        fake_venue.deposit(DEFAULT_API_KEY, "USDT", "250")
+        balances = await asyncio.wait_for(balance, 5)
+    finally:
+        for task in (trades, aggregated, balance):
+            task.cancel()
+        await aggregating.close()
+    assert [(t["info"]["p"], t["info"]["q"]) for t in seen] == [("60003.00000000", "0.20000000")]
+    assert [(t["info"]["e"], t["info"]["p"]) for t in seen_aggregated] == [("aggTrade", "60003.00000000")]
+    assert dec(balances["USDT"]["free"]) == D("100250")

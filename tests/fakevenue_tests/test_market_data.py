@@ -6,9 +6,11 @@ endpoints"), and through the WebSocket API where ccxt or python-binance may use 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from decimal import Decimal
 
+import aiohttp
 import pytest
 from binance import AsyncClient
 from binance.exceptions import BinanceAPIException
@@ -191,3 +193,32 @@ async def test_ws_api_market_data_methods(fake_venue: FakeVenue, binance_client:
     over_ws = await binance_client._ws_api_request("ticker.24hr", False, {"symbols": ["BTCUSDT", "ETHUSDT"]})
     assert [t["symbol"] for t in over_ws] == ["BTCUSDT", "ETHUSDT"]
     assert over_ws[0]["lastPrice"] == "60001.00000000"
+
+
+async def test_agg_trade_stream(fake_venue: FakeVenue) -> None:
+    """web-socket-streams.md "Aggregate Trade Streams" (<symbol>@aggTrade), with the ids aggTrades gives."""
+    async with aiohttp.ClientSession() as http, http.ws_connect(f"{fake_venue.stream_url}ws/btcusdt@aggTrade") as ws:
+        await until_subscribed(fake_venue, "btcusdt@aggTrade")
+        fake_venue.push_trade("BTCUSDT", "60002.5", "0.125", buyer_is_maker=True)
+        event = await ws.receive_json(timeout=3)
+    (entry,) = fake_venue.engine.tape.entries("BTCUSDT")
+    assert event == {
+        "e": "aggTrade",
+        "E": event["E"],
+        "s": "BTCUSDT",
+        "a": entry.agg_id,
+        "p": "60002.50000000",
+        "q": "0.12500000",
+        "f": entry.trade.trade_id,
+        "l": entry.trade.trade_id,
+        "T": entry.trade.time,
+        "m": True,
+        "M": True,
+    }
+
+
+async def until_subscribed(venue: FakeVenue, stream: str, timeout: float = 3.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not venue.hub.has_subscribers(stream):
+        assert time.monotonic() < deadline, f"nobody subscribed to {stream}"
+        await asyncio.sleep(0.01)
