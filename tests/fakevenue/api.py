@@ -609,7 +609,7 @@ class Api:
         assert symbol is not None
         orders = self.engine.all_orders(account.api_key, symbol)
         from_id = reader.integer("orderId")
-        start, end = reader.integer("startTime"), reader.integer("endTime")
+        start, end = _millis(reader.integer("startTime")), _millis(reader.integer("endTime"))
         limit = min(reader.integer("limit") or 500, 1000)
         picked = [
             o
@@ -628,7 +628,7 @@ class Api:
         trades = self.engine.trades_of(account.api_key, symbol)
         order_id = reader.integer("orderId")
         from_id = reader.integer("fromId")
-        start, end = reader.integer("startTime"), reader.integer("endTime")
+        start, end = _millis(reader.integer("startTime")), _millis(reader.integer("endTime"))
         limit = min(reader.integer("limit") or 500, 1000)
         picked = [
             t

@@ -10,7 +10,8 @@ from . import errors
 from .money import ZERO, dec, decimal_places, fmt, is_multiple
 
 ORDER_TYPES = ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT"]
-STP_MODES = ["EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH", "DECREMENT"]
+# TRANSFER is allowed on all symbols since 2026-04-02 (CHANGELOG 2026-03-27).
+STP_MODES = ["EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH", "DECREMENT", "TRANSFER"]
 
 # Binance raised ICEBERG_PARTS to 25 (2025-12-18), 50 (2026-02-11) and 100 (2026-03-12) for all symbols.
 ICEBERG_PARTS_LIMIT = 100
@@ -127,12 +128,14 @@ class SymbolSpec:
             "icebergAllowed": True,
             "ocoAllowed": True,
             "otoAllowed": True,
-            "opoAllowed": False,
+            # OPO on all symbols since 2025-12-18, pegged orders since 2025-08-28 (the fake answers
+            # -1020 to both, as to OCO/OTO).
+            "opoAllowed": True,
             "quoteOrderQtyMarketAllowed": True,
             "allowTrailingStop": True,
             "cancelReplaceAllowed": True,
             "amendAllowed": True,
-            "pegInstructionsAllowed": False,
+            "pegInstructionsAllowed": True,
             "isSpotTradingAllowed": True,
             "isMarginTradingAllowed": False,
             "filters": self.filters(),

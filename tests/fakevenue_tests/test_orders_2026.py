@@ -185,3 +185,32 @@ async def test_unsubscribing_ends_the_stream_with_event_stream_terminated(
         # An id already gone is answered, with no event.
         await ws.send_json({"id": "u3", "method": "userDataStream.unsubscribe", "params": {"subscriptionId": 0}})
         assert (await ws.receive_json(timeout=3))["id"] == "u3"
+
+
+async def test_symbol_flags_of_2025_and_2026(binance_client: AsyncClient) -> None:
+    """exchangeInfo per symbol: ``pegInstructionsAllowed`` true on all symbols since 2025-08-28
+    (CHANGELOG 2025-08-12), ``opoAllowed`` true since 2025-12-18 (CHANGELOG 2025-12-02), STP mode
+    TRANSFER allowed on all symbols since 2026-04-02 (CHANGELOG 2026-03-27)."""
+    info = await binance_client.get_symbol_info("BTCUSDT")
+    assert info is not None
+    assert (info["pegInstructionsAllowed"], info["opoAllowed"], info["amendAllowed"]) == (True, True, True)
+    assert info["allowedSelfTradePreventionModes"] == [
+        "EXPIRE_TAKER",
+        "EXPIRE_MAKER",
+        "EXPIRE_BOTH",
+        "DECREMENT",
+        "TRANSFER",
+    ]
+
+
+async def test_start_and_end_times_may_be_microseconds(fake_venue: FakeVenue, binance_client: AsyncClient) -> None:
+    """rest-api.md, "General API Information": "Timestamp parameters (e.g. startTime, endTime,
+    timestamp) can be passed in milliseconds or microseconds"."""
+    placed = await binance_client.order_market_buy(symbol="BTCUSDT", quantity="0.001")
+    since_us = (placed["transactTime"] - 1000) * 1000
+    assert [o["orderId"] for o in await binance_client.get_all_orders(symbol="BTCUSDT", startTime=since_us)] == [
+        placed["orderId"]
+    ]
+    assert len(await binance_client.get_my_trades(symbol="BTCUSDT", startTime=since_us)) == 1
+    assert len(await binance_client.get_aggregate_trades(symbol="BTCUSDT", startTime=since_us)) == 1
+    assert await binance_client.get_all_orders(symbol="BTCUSDT", startTime=since_us + 10_000_000) == []
