@@ -19,9 +19,9 @@ import orjson
 
 from . import errors, render
 from .engine import Engine
-from .models import Account, OrderRequest, OrderSide, OrderType, RespType, TimeInForce
-from .money import fmt, parse_decimal
-from .symbols import DEFAULT_RATE_LIMITS
+from .models import Account, MarketTrade, OrderRequest, OrderSide, OrderType, RespType, TimeInForce
+from .money import ZERO, fmt, parse_decimal
+from .tape import KLINE_INTERVALS_MS, MONTH, Kline
 
 if TYPE_CHECKING:
     from .venue import FakeVenue
@@ -34,6 +34,9 @@ _DECIMAL_RE = re.compile(_DECIMAL_RANGE)
 _INT_RE = re.compile(r"^-?[0-9]{1,20}$")
 MAX_RECV_WINDOW_MS = 60000
 DEFAULT_RECV_WINDOW_MS = 5000
+# Binance API keys (HMAC, RSA and Ed25519 alike) are 64 letters and digits.
+API_KEY_FORMAT = re.compile(r"^[A-Za-z0-9]{64}$")
+_TIME_ZONE_RE = re.compile(r"^([+-]?)([0-9]{1,2})(?::([0-9]{2}))?$")
 
 
 class Reader:
@@ -116,11 +119,7 @@ def authenticate_rest(
     engine: Engine, api_key: str | None, raw_query: str, raw_body: str, params: Params, now_ms: int
 ) -> Account:
     """Binance's SIGNED check: HMAC-SHA256 over totalParams (query string + body, as sent)."""
-    if not api_key:
-        raise errors.bad_api_key_format()
-    account = engine.accounts.get(api_key)
-    if account is None:
-        raise errors.rejected_api_key()
+    account = account_for_key(engine, api_key)
     reader = Reader(params)
     signature = reader.text("signature", required=True)
     assert signature is not None
@@ -131,9 +130,26 @@ def authenticate_rest(
     return account
 
 
+def account_for_key(engine: Engine, api_key: str | None) -> Account:
+    """The account of an API key: -2014 for a key Binance could not have issued, -2015 for an unknown one.
+
+    Keys registered with ``add_account`` are always accepted, whatever they look like: tests use
+    readable keys. A missing key is -2014 too, as Binance answers a SIGNED request without one.
+    """
+    if not api_key:
+        raise errors.bad_api_key_format()
+    account = engine.accounts.get(api_key)
+    if account is None:
+        raise errors.rejected_api_key() if API_KEY_FORMAT.match(api_key) else errors.bad_api_key_format()
+    return account
+
+
 def ws_param_text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, list):
+        # An array parameter (``symbols``) in the form the REST API takes it: '["BTCUSDT","ETHUSDT"]'.
+        return orjson.dumps(value).decode()
     return str(value)
 
 
@@ -142,9 +158,7 @@ def authenticate_ws(engine: Engine, params: Mapping[str, Any], now_ms: int) -> A
     api_key = params.get("apiKey")
     if not api_key:
         raise errors.mandatory("apiKey")
-    account = engine.accounts.get(str(api_key))
-    if account is None:
-        raise errors.rejected_api_key()
+    account = account_for_key(engine, str(api_key))
     signature = params.get("signature")
     if not signature:
         raise errors.mandatory("signature")
@@ -179,6 +193,11 @@ class Operation:
     signed: bool
     weight: Callable[[Params], int]
     counts_order: bool = False
+    # Since 2026-04-02 a successful order placement or cancellation weighs 0; a failed one still
+    # weighs its documented weight (CHANGELOG 2026-03-27).
+    free_on_success: bool = False
+    # "sapi" endpoints (the wallet API) have their own IP weight counter.
+    sapi: bool = False
 
 
 def _fixed(weight: int) -> Callable[[Params], int]:
@@ -198,6 +217,30 @@ def _open_orders_weight(params: Params) -> int:
     return 6 if params.get("symbol") else 80
 
 
+def _ticker_24hr_weight(params: Params) -> int:
+    if params.get("symbol"):
+        return 2
+    text = params.get("symbols")
+    if not text:
+        return 80
+    try:
+        count = len(orjson.loads(text))
+    except (orjson.JSONDecodeError, TypeError):
+        count = 1
+    if count <= 20:
+        return 2
+    return 40 if count <= 100 else 80
+
+
+def _my_trades_weight(params: Params) -> int:
+    # 5 with orderId since 2025-04-07, 20 otherwise.
+    return 5 if params.get("orderId") else 20
+
+
+def _order_test_weight(params: Params) -> int:
+    return 20 if (params.get("computeCommissionRates") or "").lower() == "true" else 1
+
+
 OPERATIONS: dict[str, Operation] = {
     op.name: op
     for op in (
@@ -205,18 +248,28 @@ OPERATIONS: dict[str, Operation] = {
         Operation("time", False, _fixed(1)),
         Operation("exchangeInfo", False, _fixed(20)),
         Operation("depth", False, _depth_params_weight),
+        Operation("trades", False, _fixed(25)),
+        Operation("historicalTrades", False, _fixed(25)),
+        Operation("aggTrades", False, _fixed(4)),
+        Operation("klines", False, _fixed(2)),
+        Operation("uiKlines", False, _fixed(2)),
+        Operation("avgPrice", False, _fixed(2)),
+        Operation("ticker/24hr", False, _ticker_24hr_weight),
         Operation("ticker/bookTicker", False, _book_ticker_weight),
         Operation("ticker/price", False, _book_ticker_weight),
-        Operation("order.new", True, _fixed(1), counts_order=True),
-        Operation("order.test", True, _fixed(1)),
+        Operation("order.new", True, _fixed(1), counts_order=True, free_on_success=True),
+        Operation("order.test", True, _order_test_weight),
         Operation("order.get", True, _fixed(4)),
-        Operation("order.cancel", True, _fixed(1)),
+        Operation("order.cancel", True, _fixed(1), free_on_success=True),
         Operation("openOrders", True, _open_orders_weight),
-        Operation("openOrders.cancel", True, _fixed(1)),
+        Operation("openOrders.cancel", True, _fixed(1), free_on_success=True),
         Operation("allOrders", True, _fixed(20)),
-        Operation("myTrades", True, _fixed(20)),
+        Operation("myTrades", True, _my_trades_weight),
         Operation("account", True, _fixed(20)),
+        Operation("account/commission", True, _fixed(20)),
         Operation("rateLimit/order", True, _fixed(40)),
+        Operation("sapi:asset/tradeFee", True, _fixed(1), sapi=True),
+        Operation("sapi:system/status", False, _fixed(1), sapi=True),
     )
 }
 
@@ -238,6 +291,13 @@ class Api:
             "time": lambda _a, _r: {"serverTime": self.now()},
             "exchangeInfo": lambda _a, r: self.exchange_info(r),
             "depth": lambda _a, r: self.depth(r),
+            "trades": lambda _a, r: self.recent_trades(r),
+            "historicalTrades": lambda _a, r: self.historical_trades(r),
+            "aggTrades": lambda _a, r: self.agg_trades(r),
+            "klines": lambda _a, r: self.klines(r),
+            "uiKlines": lambda _a, r: self.klines(r),
+            "avgPrice": lambda _a, r: self.avg_price(r),
+            "ticker/24hr": lambda _a, r: self.ticker_24hr(r),
             "ticker/bookTicker": lambda _a, r: self.book_ticker(r),
             "ticker/price": lambda _a, r: self.ticker_price(r),
             "order.new": lambda a, r: self.new_order(_need(a), r),
@@ -249,7 +309,11 @@ class Api:
             "allOrders": lambda a, r: self.all_orders(_need(a), r),
             "myTrades": lambda a, r: self.my_trades(_need(a), r),
             "account": lambda a, r: render.account_info(_need(a), r.boolean("omitZeroBalances")),
-            "rateLimit/order": lambda a, _r: self.order_rate_limits(_need(a)),
+            "account/commission": lambda a, r: self.account_commission(_need(a), r),
+            "rateLimit/order": lambda a, _r: self.venue.rate.order_rate_limits(_need(a).api_key),
+            "sapi:asset/tradeFee": lambda a, r: self.trade_fee(_need(a), r),
+            # The wallet API's system status (ccxt's fetchStatus): 0 "normal", 1 "system maintenance".
+            "sapi:system/status": lambda _a, _r: {"status": 0, "msg": "normal"},
         }
 
     @property
@@ -283,7 +347,7 @@ class Api:
         return {
             "timezone": "UTC",
             "serverTime": self.now(),
-            "rateLimits": [dict(limit) for limit in DEFAULT_RATE_LIMITS],
+            "rateLimits": self.venue.rate.exchange_info_limits(),
             "exchangeFilters": [],
             "symbols": [spec.exchange_info_entry(show_sets) for spec in chosen],
         }
@@ -333,6 +397,129 @@ class Api:
             rows.append({"symbol": symbol, "price": fmt(last)})
         return rows[0] if single else rows
 
+    def _symbol_of(self, reader: Reader) -> str:
+        return self.engine.spec(reader.symbol() or "").symbol
+
+    @staticmethod
+    def _limit(reader: Reader, default: int = 500, maximum: int = 1000) -> int:
+        limit = reader.integer("limit")
+        if limit is None:
+            return default
+        if limit < 1:
+            raise errors.illegal_chars("limit", f"1..{maximum}")
+        return min(limit, maximum)
+
+    def recent_trades(self, reader: Reader) -> list[dict[str, Any]]:
+        symbol = self._symbol_of(reader)
+        limit = self._limit(reader)
+        return [render.public_trade(t) for t in self.engine.tape.trades(symbol)[-limit:]]
+
+    def historical_trades(self, reader: Reader) -> list[dict[str, Any]]:
+        symbol = self._symbol_of(reader)
+        limit = self._limit(reader)
+        from_id = reader.integer("fromId")
+        trades = self.engine.tape.trades(symbol)
+        if from_id is None:
+            return [render.public_trade(t) for t in trades[-limit:]]
+        return [render.public_trade(t) for t in trades if t.trade_id >= from_id][:limit]
+
+    def agg_trades(self, reader: Reader) -> list[dict[str, Any]]:
+        symbol = self._symbol_of(reader)
+        limit = self._limit(reader)
+        from_id = reader.integer("fromId")
+        start, end = _millis(reader.integer("startTime")), _millis(reader.integer("endTime"))
+        entries = [
+            e
+            for e in self.engine.tape.entries(symbol)
+            if (from_id is None or e.agg_id >= from_id)
+            and (start is None or e.trade.time >= start)
+            and (end is None or e.trade.time <= end)
+        ]
+        picked = entries[:limit] if from_id is not None or start is not None else entries[-limit:]
+        return [render.agg_trade(e.agg_id, e.trade) for e in picked]
+
+    def klines(self, reader: Reader) -> list[list[Any]]:
+        symbol = self._symbol_of(reader)
+        interval = reader.text("interval", required=True)
+        if interval not in KLINE_INTERVALS_MS and interval != MONTH:
+            raise errors.BinanceError(-1120, "Invalid interval.")
+        klines = self.engine.tape.klines(
+            symbol,
+            interval,
+            self.now(),
+            start=_millis(reader.integer("startTime")),
+            end=_millis(reader.integer("endTime")),
+            limit=self._limit(reader),
+            offset_ms=_time_zone_offset_ms(reader.text("timeZone")),
+        )
+        return [_kline_row(k) for k in klines]
+
+    def avg_price(self, reader: Reader) -> dict[str, Any]:
+        spec = self.engine.spec(reader.symbol() or "")
+        average = self.engine.average_price(spec.symbol)
+        price, close_time = average if average is not None else (ZERO, self.now())
+        return {"mins": spec.avg_price_mins, "price": fmt(price), "closeTime": close_time}
+
+    def ticker_24hr(self, reader: Reader) -> dict[str, Any] | list[dict[str, Any]]:
+        symbols, single = self._chosen_symbols(reader)
+        mini = (reader.text("type") or "FULL") == "MINI"
+        if (reader.text("type") or "FULL") not in ("FULL", "MINI"):
+            raise errors.illegal_chars("type", "FULL, MINI")
+        rows = [self._ticker_row(symbol, mini) for symbol in symbols]
+        return rows[0] if single else rows
+
+    def _ticker_row(self, symbol: str, mini: bool) -> dict[str, Any]:
+        stats = self.engine.tape.window(symbol, self.now(), 86_400_000)
+        trades = stats.trades
+        first: MarketTrade | None = trades[0] if trades else None
+        last: MarketTrade | None = trades[-1] if trades else None
+        volume = sum((t.qty for t in trades), ZERO)
+        quote_volume = sum((t.qty * t.price for t in trades), ZERO)
+        open_price = first.price if first else ZERO
+        last_price = last.price if last else ZERO
+        high = max((t.price for t in trades), default=ZERO)
+        low = min((t.price for t in trades), default=ZERO)
+        ids = {
+            "openTime": stats.open_time,
+            "closeTime": stats.close_time,
+            "firstId": first.trade_id if first else -1,
+            "lastId": last.trade_id if last else -1,
+            "count": len(trades),
+        }
+        if mini:
+            return {
+                "symbol": symbol,
+                "openPrice": fmt(open_price),
+                "highPrice": fmt(high),
+                "lowPrice": fmt(low),
+                "lastPrice": fmt(last_price),
+                "volume": fmt(volume),
+                "quoteVolume": fmt(quote_volume),
+                **ids,
+            }
+        change = last_price - open_price
+        bid, ask = self.engine.books[symbol].top()
+        return {
+            "symbol": symbol,
+            "priceChange": fmt(change),
+            # Binance gives the change in percent with 3 decimals ("-95.960").
+            "priceChangePercent": fmt(change * 100 / open_price if open_price else ZERO, 3),
+            "weightedAvgPrice": fmt(quote_volume / volume if volume else ZERO),
+            "prevClosePrice": fmt(stats.prev_close),
+            "lastPrice": fmt(last_price),
+            "lastQty": fmt(last.qty if last else ZERO),
+            "bidPrice": fmt(bid[0] if bid else ZERO),
+            "bidQty": fmt(bid[1] if bid else ZERO),
+            "askPrice": fmt(ask[0] if ask else ZERO),
+            "askQty": fmt(ask[1] if ask else ZERO),
+            "openPrice": fmt(open_price),
+            "highPrice": fmt(high),
+            "lowPrice": fmt(low),
+            "volume": fmt(volume),
+            "quoteVolume": fmt(quote_volume),
+            **ids,
+        }
+
     # trading
 
     def order_request(self, reader: Reader) -> tuple[OrderRequest, RespType | None]:
@@ -369,6 +556,8 @@ class Api:
         request, resp_type = self.order_request(reader)
         if test:
             self.engine.validate_order(self.engine.spec(request.symbol), request)
+            if reader.boolean("computeCommissionRates"):
+                return render.order_test_commissions(account)
             return {}
         placed = self.engine.place_order(account.api_key, request)
         # MARKET and LIMIT default to FULL; other types default to ACK.
@@ -420,7 +609,7 @@ class Api:
         assert symbol is not None
         orders = self.engine.all_orders(account.api_key, symbol)
         from_id = reader.integer("orderId")
-        start, end = reader.integer("startTime"), reader.integer("endTime")
+        start, end = _millis(reader.integer("startTime")), _millis(reader.integer("endTime"))
         limit = min(reader.integer("limit") or 500, 1000)
         picked = [
             o
@@ -439,7 +628,7 @@ class Api:
         trades = self.engine.trades_of(account.api_key, symbol)
         order_id = reader.integer("orderId")
         from_id = reader.integer("fromId")
-        start, end = reader.integer("startTime"), reader.integer("endTime")
+        start, end = _millis(reader.integer("startTime")), _millis(reader.integer("endTime"))
         limit = min(reader.integer("limit") or 500, 1000)
         picked = [
             t
@@ -453,12 +642,56 @@ class Api:
         picked = picked[:limit] if from_id is not None or start is not None else picked[-limit:]
         return [render.account_trade(t) for t in picked]
 
-    def order_rate_limits(self, account: Account) -> list[dict[str, Any]]:
-        ten_s, one_d = self.venue.rate.order_counts(account.api_key)
-        return [
-            {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 100, "count": ten_s},
-            {"rateLimitType": "ORDERS", "interval": "DAY", "intervalNum": 1, "limit": 200000, "count": one_d},
-        ]
+    # account
+
+    def account_commission(self, account: Account, reader: Reader) -> dict[str, Any]:
+        spec = self.engine.spec(reader.symbol() or "")
+        return render.account_commission(account, spec.symbol)
+
+    def trade_fee(self, account: Account, reader: Reader) -> list[dict[str, Any]]:
+        """``GET /sapi/v1/asset/tradeFee`` (wallet API), which ccxt's fetchTradingFee(s) reads."""
+        single = reader.symbol(required=False)
+        symbols = [self.engine.spec(single).symbol] if single else list(self.engine.symbols)
+        return [render.trade_fee(account, symbol) for symbol in symbols]
+
+
+def _millis(value: int | None) -> int | None:
+    """startTime/endTime may be sent in microseconds, like timestamp."""
+    if value is not None and value > 10**14:
+        return value // 1000
+    return value
+
+
+def _time_zone_offset_ms(text: str | None) -> int:
+    """``timeZone`` of klines: hours, or hours:minutes, within [-12:00, +14:00]."""
+    if text is None:
+        return 0
+    match = _TIME_ZONE_RE.match(text)
+    if match is None:
+        raise errors.illegal_chars("timeZone", "-12:00..+14:00")
+    sign = -1 if match.group(1) == "-" else 1
+    minutes = int(match.group(2)) * 60 + int(match.group(3) or 0)
+    offset = sign * minutes
+    if not -12 * 60 <= offset <= 14 * 60:
+        raise errors.illegal_chars("timeZone", "-12:00..+14:00")
+    return offset * 60_000
+
+
+def _kline_row(kline: Kline) -> list[Any]:
+    return [
+        kline.open_time,
+        fmt(kline.open),
+        fmt(kline.high),
+        fmt(kline.low),
+        fmt(kline.close),
+        fmt(kline.volume),
+        kline.close_time,
+        fmt(kline.quote_volume),
+        kline.trades,
+        fmt(kline.taker_buy_volume),
+        fmt(kline.taker_buy_quote_volume),
+        "0",
+    ]
 
 
 def _need(account: Account | None) -> Account:

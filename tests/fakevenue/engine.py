@@ -29,10 +29,20 @@ from .models import (
 )
 from .money import ZERO, dec, floor_to_step, round_fee
 from .symbols import SymbolSpec
+from .tape import TradeTape
 
 UserEventSink = Callable[[str, dict], None]
 BookSink = Callable[[str, int, int, list[LevelChange], bool], None]
 TradeSink = Callable[[MarketTrade], None]
+# (api key, first fill as maker): an order traded for the first time.
+FirstFillSink = Callable[[str, bool], None]
+
+# Why an order that could not fill completely expired, by how it was sent (enums.md, Expiry Reasons).
+EXPIRY_REASONS: dict[str, str] = {
+    "IOC": "UNFILLED_IOC_QUANTITY_EXPIRED",
+    "FOK": "UNFILLED_FOK_ORDER_EXPIRED",
+    "MARKET": "INSUFFICIENT_LIQUIDITY",
+}
 
 _CLIENT_ID_RE = re.compile(errors.CLIENT_ORDER_ID_PATTERN)
 _ID_ALPHABET = string.ascii_letters + string.digits
@@ -56,6 +66,7 @@ class Engine:
         self.accounts: dict[str, Account] = {}
         self.orders: dict[int, Order] = {}
         self.account_trades: list[AccountTrade] = []
+        self.tape = TradeTape()
         self.consume_liquidity = True
         # Price of one BNB in a quote asset, used when an account pays fees in BNB and the
         # venue has no BNB<quote> book.
@@ -68,6 +79,7 @@ class Engine:
         self.user_event_sinks: list[UserEventSink] = []
         self.book_sinks: list[BookSink] = []
         self.trade_sinks: list[TradeSink] = []
+        self.first_fill_sinks: list[FirstFillSink] = []
 
     # --- set-up ---------------------------------------------------------------------------------
 
@@ -219,7 +231,7 @@ class Engine:
         if request.type == "LIMIT_MAKER" and plan:
             raise errors.new_order_rejected("Order would immediately match and take.")
         if is_market:
-            self._check_market_notional(spec, book, request, plan_qty, plan_quote)
+            self._check_market_notional(spec, request, plan_qty, plan_quote)
 
         qty = request.quantity if request.quantity is not None else plan_qty
         base, quote = spec.base_asset, spec.quote_asset
@@ -274,6 +286,7 @@ class Engine:
                 self._book_changed(book, book.apply(changes))
         if order.is_open:
             if is_market or order.time_in_force in ("IOC", "FOK"):
+                order.expiry_reason = EXPIRY_REASONS["MARKET" if is_market else order.time_in_force]
                 self._finish(order, "EXPIRED")
             else:
                 self._open[spec.symbol][order.order_id] = order
@@ -326,8 +339,23 @@ class Engine:
         trade = MarketTrade(
             spec.symbol, next(self._trade_ids[spec.symbol]), price, qty, self.clock_ms(), buyer_is_maker
         )
+        self.tape.add(trade)
         for sink in self.trade_sinks:
             sink(trade)
+
+    def average_price(self, symbol: str) -> tuple[Decimal, int] | None:
+        """(price, last trade time) the PERCENT_PRICE_BY_SIDE and NOTIONAL filters use, as ``avgPrice``.
+
+        Binance averages the trades of the last ``avgPriceMins`` minutes. A fresh fake symbol has no
+        trade at all: then the book's mid stands in (at the current time), and None without a book.
+        """
+        spec = self.spec(symbol)
+        now = self.clock_ms()
+        found = self.tape.average_price(spec.symbol, now, spec.avg_price_mins)
+        if found is not None:
+            return found
+        mid = self.books[spec.symbol].mid()
+        return (mid, now) if mid is not None else None
 
     # --- internals ------------------------------------------------------------------------------
 
@@ -344,6 +372,9 @@ class Engine:
             spec.check_precision("price", request.price, spec.quote_precision)
             spec.check_precision("quantity", request.quantity, spec.base_precision)
             spec.check_price(request.price)
+            average = self.average_price(spec.symbol)
+            if average is not None:
+                spec.check_percent_price_by_side(request.side, request.price, average[0])
             spec.check_lot(request.quantity, market=False)
             spec.check_notional(request.price * request.quantity, market=False)
             return
@@ -367,7 +398,7 @@ class Engine:
                 raise errors.BinanceError(-1013, "Invalid quoteOrderQty.")
 
     def _check_market_notional(
-        self, spec: SymbolSpec, book: OrderBook, request: OrderRequest, plan_qty: Decimal, plan_quote: Decimal
+        self, spec: SymbolSpec, request: OrderRequest, plan_qty: Decimal, plan_quote: Decimal
     ) -> None:
         if request.quote_order_qty is not None:
             spec.check_notional(request.quote_order_qty, market=True)
@@ -375,9 +406,10 @@ class Engine:
                 return
             spec.check_lot(plan_qty, market=True)
             return
-        reference = (plan_quote / plan_qty) if plan_qty else book.mid()
-        if reference is not None and request.quantity is not None:
-            spec.check_notional(reference * request.quantity, market=True)
+        # A MARKET order has no price: the filter takes the average price instead (filters.md, NOTIONAL).
+        average = self.average_price(spec.symbol)
+        if average is not None and request.quantity is not None:
+            spec.check_notional(average[0] * request.quantity, market=True)
 
     def _plan(
         self,
@@ -444,6 +476,7 @@ class Engine:
         rate = account.maker_rate if is_maker else account.taker_rate
         commission, commission_asset = self._commission(account, spec, order.side, price, qty, rate)
         notional = price * qty
+        first_fill = not order.fills
         if order.side == "BUY":
             if order.lock_asset:
                 release = order.price * qty
@@ -486,8 +519,12 @@ class Engine:
             )
         )
         self._emit_order(order, "TRADE", fill)
+        if first_fill:
+            for first_fill_sink in self.first_fill_sinks:
+                first_fill_sink(order.api_key, is_maker)
         buyer_is_maker = is_maker == (order.side == "BUY")
         trade = MarketTrade(order.symbol, trade_id, price, qty, now, buyer_is_maker)
+        self.tape.add(trade)
         for sink in self.trade_sinks:
             sink(trade)
         return fill
@@ -559,7 +596,8 @@ class Engine:
             if order is None or order.api_key != api_key or order.symbol != spec.symbol:
                 raise missing
             if client_order_id is not None and order.client_order_id != client_order_id:
-                raise missing
+                # A query names the mismatch (-2039, since 2025-04-08); a cancel still answers -2011.
+                raise missing if cancel else errors.client_order_id_mismatch()
             return order
         if client_order_id is None:
             raise errors.BinanceError(

@@ -67,6 +67,11 @@ def no_such_order() -> BinanceError:
     return BinanceError(-2013, "Order does not exist.")
 
 
+def client_order_id_mismatch() -> BinanceError:
+    # -2039 CLIENT_ORDER_ID_INVALID, for queries since 2025-04-08.
+    return BinanceError(-2039, "Client order ID is not correct for this order ID.")
+
+
 def outside_recv_window() -> BinanceError:
     return BinanceError(-1021, "Timestamp for this request is outside of the recvWindow.")
 
@@ -96,9 +101,21 @@ def duplicate_param(param: str) -> BinanceError:
 
 
 def too_many_requests(limit: int, retry_after: int) -> BinanceError:
+    # errors.md, -1003 TOO_MANY_REQUESTS: "current limit is %s request weight per %s".
     return BinanceError(
         -1003,
-        f"Too many requests; current limit of IP(127.0.0.1) request weight per 1 MINUTE is {limit}. "
+        f"Too much request weight used; current limit is {limit} request weight per 1 MINUTE. "
+        "Please use WebSocket Streams for live updates to avoid polling the API.",
+        status=429,
+        headers={"Retry-After": str(retry_after)},
+    )
+
+
+def too_many_raw_requests(limit: int, retry_after: int) -> BinanceError:
+    # errors.md gives no wording for RAW_REQUESTS; this one follows the request weight's.
+    return BinanceError(
+        -1003,
+        f"Too many requests; current limit is {limit} requests per 5 MINUTE. "
         "Please use WebSocket Streams for live updates to avoid polling the API.",
         status=429,
         headers={"Retry-After": str(retry_after)},
@@ -106,9 +123,10 @@ def too_many_requests(limit: int, retry_after: int) -> BinanceError:
 
 
 def banned(until_ms: int, retry_after: int) -> BinanceError:
+    # errors.md, -1003 TOO_MANY_REQUESTS: "IP banned until %s".
     return BinanceError(
         -1003,
-        f"Way too many requests; IP(127.0.0.1) banned until {until_ms}. "
+        f"Way too much request weight used; IP banned until {until_ms}. "
         "Please use WebSocket Streams for live updates to avoid bans.",
         status=418,
         headers={"Retry-After": str(retry_after)},

@@ -81,6 +81,8 @@ class Order:
     lock_asset: str | None = None
     locked: Decimal = ZERO
     cancel_client_order_id: str | None = None
+    # Why an EXPIRED order expired (enums.md, Expiry Reasons); None otherwise.
+    expiry_reason: str | None = None
 
     @property
     def is_open(self) -> bool:

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
-from .models import Account, AccountTrade, Fill, Order
+from .models import Account, AccountTrade, Fill, MarketTrade, Order
 from .money import ZERO, fmt
 
 
@@ -34,12 +34,18 @@ def order_ack(order: Order) -> dict[str, Any]:
     }
 
 
+def _expiry(order: Order) -> dict[str, Any]:
+    # A conditional field since 2026-03-26: present only on an expired order (not in ACK answers).
+    return {"expiryReason": order.expiry_reason} if order.expiry_reason else {}
+
+
 def order_result(order: Order) -> dict[str, Any]:
     return {
         **order_ack(order),
         **_order_core(order),
         "workingTime": order.working_time,
         "selfTradePreventionMode": order.stp_mode,
+        **_expiry(order),
     }
 
 
@@ -74,6 +80,7 @@ def order_query(order: Order) -> dict[str, Any]:
         "workingTime": order.working_time,
         "origQuoteOrderQty": orig_quote,
         "selfTradePreventionMode": order.stp_mode,
+        **_expiry(order),
     }
 
 
@@ -106,6 +113,79 @@ def account_trade(trade: AccountTrade) -> dict[str, Any]:
         "isBuyer": trade.is_buyer,
         "isMaker": trade.is_maker,
         "isBestMatch": True,
+    }
+
+
+def public_trade(trade: MarketTrade) -> dict[str, Any]:
+    """A row of ``trades`` / ``historicalTrades``."""
+    return {
+        "id": trade.trade_id,
+        "price": fmt(trade.price),
+        "qty": fmt(trade.qty),
+        "quoteQty": fmt(trade.price * trade.qty),
+        "time": trade.time,
+        "isBuyerMaker": trade.buyer_is_maker,
+        "isBestMatch": True,
+    }
+
+
+def agg_trade(agg_id: int, trade: MarketTrade) -> dict[str, Any]:
+    """A row of ``aggTrades``: one trade per aggregate in the fake (see ``tape.py``)."""
+    return {
+        "a": agg_id,
+        "p": fmt(trade.price),
+        "q": fmt(trade.qty),
+        "f": trade.trade_id,
+        "l": trade.trade_id,
+        "T": trade.time,
+        "m": trade.buyer_is_maker,
+        "M": True,
+    }
+
+
+def _rates(maker: Decimal, taker: Decimal, with_buyer_seller: bool = True) -> dict[str, str]:
+    rates = {"maker": fmt(maker), "taker": fmt(taker)}
+    if with_buyer_seller:
+        rates.update(buyer=fmt(ZERO), seller=fmt(ZERO))
+    return rates
+
+
+def _bnb_discount(account: Account) -> dict[str, Any]:
+    return {
+        "enabledForAccount": account.pay_fees_in_bnb,
+        "enabledForSymbol": True,
+        "discountAsset": "BNB",
+        "discount": fmt(account.bnb_discount),
+    }
+
+
+def account_commission(account: Account, symbol: str) -> dict[str, Any]:
+    """``GET /api/v3/account/commission``: the fake has no special or tax commission."""
+    return {
+        "symbol": symbol,
+        "standardCommission": _rates(account.maker_rate, account.taker_rate),
+        "specialCommission": _rates(ZERO, ZERO),
+        "taxCommission": _rates(ZERO, ZERO),
+        "discount": _bnb_discount(account),
+    }
+
+
+def order_test_commissions(account: Account) -> dict[str, Any]:
+    """``POST /api/v3/order/test`` with ``computeCommissionRates=true``."""
+    return {
+        "standardCommissionForOrder": _rates(account.maker_rate, account.taker_rate, False),
+        "specialCommissionForOrder": _rates(ZERO, ZERO, False),
+        "taxCommissionForOrder": _rates(ZERO, ZERO, False),
+        "discount": _bnb_discount(account),
+    }
+
+
+def trade_fee(account: Account, symbol: str) -> dict[str, Any]:
+    """A row of the wallet API's ``/sapi/v1/asset/tradeFee``: rates as plain decimals ("0.001")."""
+    return {
+        "symbol": symbol,
+        "makerCommission": format(account.maker_rate.normalize(), "f"),
+        "takerCommission": format(account.taker_rate.normalize(), "f"),
     }
 
 
@@ -190,6 +270,8 @@ def execution_report(
         "Q": fmt(order.orig_quote_order_qty),
         "W": order.working_time,
         "V": order.stp_mode,
+        # The expiry reason, on expired orders only (since 2026-03-26).
+        **({"eR": order.expiry_reason} if exec_type == "EXPIRED" and order.expiry_reason else {}),
     }
 
 

@@ -71,6 +71,8 @@ class _SymbolState:
     last_u: int = 0
     buffered: list[dict[str, Any]] = field(default_factory=list)
     has_book_ticker: bool = False
+    # The capture has its own aggTrade frames: they are forwarded, none is made from trades.
+    has_agg_trades: bool = False
 
 
 def _levels(raw: list[list[str]]) -> list[Level]:
@@ -127,7 +129,7 @@ class Replayer:
             self.stats.other += 1
             symbol = str(data.get("s", ""))
             if symbol:
-                self._state(symbol)
+                self._state(symbol).has_agg_trades |= event == "aggTrade"
             self.venue.hub.publish_raw(canonical_stream(frame.stream), self._retimed(data))
 
     def _load_snapshot(self, symbol: str, state: _SymbolState, data: dict[str, Any]) -> None:
@@ -176,11 +178,11 @@ class Replayer:
 
     def _on_trade(self, stream: str, data: dict[str, Any]) -> None:
         symbol = str(data["s"])
-        self._state(symbol)
+        state = self._state(symbol)
         payload = self._retimed(data)
         self.venue.hub.publish_raw(canonical_stream(stream), payload)
         trade = MarketTrade(symbol, int(data["t"]), dec(data["p"]), dec(data["q"]), int(payload["T"]), bool(data["m"]))
-        self.venue.record_replayed_trade(trade)
+        self.venue.record_replayed_trade(trade, publish_agg_trade=not state.has_agg_trades)
 
     def _retimed(self, data: dict[str, Any]) -> dict[str, Any]:
         if not self.retime or "E" not in data:

@@ -23,6 +23,13 @@ ROUTES: list[tuple[str, str, str]] = [
     ("GET", "time", "time"),
     ("GET", "exchangeInfo", "exchangeInfo"),
     ("GET", "depth", "depth"),
+    ("GET", "trades", "trades"),
+    ("GET", "historicalTrades", "historicalTrades"),
+    ("GET", "aggTrades", "aggTrades"),
+    ("GET", "klines", "klines"),
+    ("GET", "uiKlines", "uiKlines"),
+    ("GET", "avgPrice", "avgPrice"),
+    ("GET", "ticker/24hr", "ticker/24hr"),
     ("GET", "ticker/bookTicker", "ticker/bookTicker"),
     ("GET", "ticker/price", "ticker/price"),
     ("POST", "order", "order.new"),
@@ -34,18 +41,32 @@ ROUTES: list[tuple[str, str, str]] = [
     ("GET", "allOrders", "allOrders"),
     ("GET", "myTrades", "myTrades"),
     ("GET", "account", "account"),
+    ("GET", "account/commission", "account/commission"),
     ("GET", "rateLimit/order", "rateLimit/order"),
 ]
+# The few wallet-API endpoints served, under /sapi/v1/: what ccxt's fetchTradingFee(s) and fetchStatus read.
+SAPI_ROUTES: list[tuple[str, str, str]] = [
+    ("GET", "asset/tradeFee", "sapi:asset/tradeFee"),
+    ("GET", "system/status", "sapi:system/status"),
+]
+SAPI_WEIGHT_HEADER = "X-SAPI-USED-IP-WEIGHT-1M"
 
 
 def parse_params(raw_query: str, raw_body: str) -> dict[str, str]:
-    params: dict[str, str] = {}
+    """The request's parameters; one sent in both the query string and the body takes the query's value.
+
+    (rest-api.md, General Information on Endpoints.) Sent twice in the same part, it is -1101.
+    """
+    parts: list[dict[str, str]] = []
     for raw in (raw_query, raw_body):
+        part: dict[str, str] = {}
         for key, value in parse_qsl(raw, keep_blank_values=True):
-            if key in params:
+            if key in part:
                 raise errors.BinanceError(-1101, "Duplicate values for a parameter detected.")
-            params[key] = value
-    return params
+            part[key] = value
+        parts.append(part)
+    query, body = parts
+    return {**body, **query}
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -77,6 +98,8 @@ class RestHandler:
     def add_routes(self, app: web.Application) -> None:
         for method, path, name in ROUTES:
             app.router.add_route(method, f"/api/v3/{path}", self._bind(name))
+        for method, path, name in SAPI_ROUTES:
+            app.router.add_route(method, f"/sapi/v1/{path}", self._bind(name))
 
     def _bind(self, name: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         async def handler(request: web.Request) -> web.StreamResponse:
@@ -131,20 +154,38 @@ class RestHandler:
         ip: str,
     ) -> web.Response:
         venue = self.venue
+        rate = venue.rate
         operation = OPERATIONS[name]
+        weight_key = f"sapi:{ip}" if operation.sapi else ip
+        weight_header = SAPI_WEIGHT_HEADER if operation.sapi else "X-MBX-USED-WEIGHT-1M"
+        weight = operation.weight(params)
         headers: dict[str, str] = {}
+        order_counted: str | None = None
+        ten_s = one_d = 0
         try:
-            headers["X-MBX-USED-WEIGHT-1M"] = str(venue.rate.add_weight(ip, operation.weight(params)))
+            rate.add_request(ip)
+            headers[weight_header] = str(rate.add_weight(weight_key, weight))
             account = None
             if operation.signed:
                 account = authenticate_rest(venue.engine, api_key, raw_query, raw_body, params, venue.now_ms())
                 if operation.counts_order:
-                    ten_s, one_d = venue.rate.add_order(account.api_key)
-                    headers["X-MBX-ORDER-COUNT-10S"] = str(ten_s)
-                    headers["X-MBX-ORDER-COUNT-1D"] = str(one_d)
-                    venue.rate.check_orders(account.api_key)
+                    rate.check_orders(account.api_key)
+                    # Counted before the order reaches the engine, so that its own first fill (which
+                    # takes one off) comes after it; taken back if the order is rejected.
+                    ten_s, one_d = rate.add_order(account.api_key)
+                    order_counted = account.api_key
             clean = {k: v for k, v in params.items() if k not in ("signature", "timestamp", "recvWindow")}
-            return json_response(venue.api.call(name, account, clean), headers=headers)
+            body = venue.api.call(name, account, clean)
         except errors.BinanceError as exc:
-            headers.setdefault("X-MBX-USED-WEIGHT-1M", str(venue.rate.used_weight(ip)))
+            if order_counted is not None:
+                rate.remove_order(order_counted)
+            headers.setdefault(weight_header, str(rate.used_weight(weight_key)))
             return error_response(exc, headers)
+        if operation.free_on_success:
+            headers[weight_header] = str(rate.refund_weight(weight_key, weight))
+        if order_counted is not None:
+            # The counts as the order was admitted: Binance applies a fill's decrement "with a
+            # short delay" (faqs/order_count_decrement.md), so it shows from the next request on.
+            headers["X-MBX-ORDER-COUNT-10S"] = str(ten_s)
+            headers["X-MBX-ORDER-COUNT-1D"] = str(one_d)
+        return json_response(body, headers=headers)

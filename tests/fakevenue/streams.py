@@ -1,9 +1,9 @@
 """Market streams: ``/ws/<stream>`` (raw payloads) and ``/stream?streams=a/b`` (combined envelopes).
 
 Streams served: ``<symbol>@bookTicker``, ``!bookTicker``, ``<symbol>@depth`` (1000 ms),
-``<symbol>@depth@100ms``, ``<symbol>@depth<5|10|20>[@100ms]`` (partial book), ``<symbol>@trade``
-and ``<symbol>@kline_<interval>``. Diff-depth events carry ``U``/``u`` update ids continuous with
-the REST ``depth`` ``lastUpdateId``, so a client can sync the Binance way.
+``<symbol>@depth@100ms``, ``<symbol>@depth<5|10|20>[@100ms]`` (partial book), ``<symbol>@trade``,
+``<symbol>@aggTrade`` and ``<symbol>@kline_<interval>``. Diff-depth events carry ``U``/``u`` update
+ids continuous with the REST ``depth`` ``lastUpdateId``, so a client can sync the Binance way.
 """
 
 from __future__ import annotations
@@ -311,6 +311,7 @@ class StreamHub:
             self.publish("!bookTicker", payload)
 
     def on_trade(self, trade: MarketTrade) -> None:
+        self.publish_agg_trade(trade)
         self.publish(
             f"{trade.symbol.lower()}@trade",
             {
@@ -326,6 +327,29 @@ class StreamHub:
             },
         )
         self.add_to_klines(trade)
+
+    def publish_agg_trade(self, trade: MarketTrade) -> None:
+        """``<symbol>@aggTrade``: every trade is its own aggregate in the fake (see ``tape.py``)."""
+        stream = f"{trade.symbol.lower()}@aggTrade"
+        entry = self.venue.engine.tape.last_entry(trade.symbol)
+        if not self.has_subscribers(stream) or entry is None or entry.trade is not trade:
+            return
+        self.publish(
+            stream,
+            {
+                "e": "aggTrade",
+                "E": self.venue.now_ms(),
+                "s": trade.symbol,
+                "a": entry.agg_id,
+                "p": fmt(trade.price),
+                "q": fmt(trade.qty),
+                "f": trade.trade_id,
+                "l": trade.trade_id,
+                "T": trade.time,
+                "m": trade.buyer_is_maker,
+                "M": True,
+            },
+        )
 
     # --- klines ---------------------------------------------------------------------------------
 

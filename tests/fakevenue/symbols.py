@@ -10,15 +10,11 @@ from . import errors
 from .money import ZERO, dec, decimal_places, fmt, is_multiple
 
 ORDER_TYPES = ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT"]
-STP_MODES = ["EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH", "DECREMENT"]
+# TRANSFER is allowed on all symbols since 2026-04-02 (CHANGELOG 2026-03-27).
+STP_MODES = ["EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH", "DECREMENT", "TRANSFER"]
 
-# As in the live recording (REQUEST_WEIGHT 6000/1m, ORDERS 100/10s and 200000/1d, RAW_REQUESTS 61000/5m).
-DEFAULT_RATE_LIMITS: list[dict[str, Any]] = [
-    {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000},
-    {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 100},
-    {"rateLimitType": "ORDERS", "interval": "DAY", "intervalNum": 1, "limit": 200000},
-    {"rateLimitType": "RAW_REQUESTS", "interval": "MINUTE", "intervalNum": 5, "limit": 61000},
-]
+# Binance raised ICEBERG_PARTS to 25 (2025-12-18), 50 (2026-02-11) and 100 (2026-03-12) for all symbols.
+ICEBERG_PARTS_LIMIT = 100
 
 
 @dataclass
@@ -46,6 +42,12 @@ class SymbolSpec:
     apply_min_to_market: bool = True
     apply_max_to_market: bool = False
     use_min_notional: bool = False
+    # PERCENT_PRICE_BY_SIDE, as on every symbol of the live recording.
+    bid_multiplier_up: Decimal = Decimal("5")
+    bid_multiplier_down: Decimal = Decimal("0.2")
+    ask_multiplier_up: Decimal = Decimal("5")
+    ask_multiplier_down: Decimal = Decimal("0.2")
+    avg_price_mins: int = 5
     base_precision: int = 8
     quote_precision: int = 8
     status: str = "TRADING"
@@ -60,7 +62,7 @@ class SymbolSpec:
                 "filterType": "MIN_NOTIONAL",
                 "minNotional": fmt(self.min_notional),
                 "applyToMarket": self.apply_min_to_market,
-                "avgPriceMins": 5,
+                "avgPriceMins": self.avg_price_mins,
             }
         else:
             notional = {
@@ -69,7 +71,7 @@ class SymbolSpec:
                 "applyMinToMarket": self.apply_min_to_market,
                 "maxNotional": fmt(self.max_notional),
                 "applyMaxToMarket": self.apply_max_to_market,
-                "avgPriceMins": 5,
+                "avgPriceMins": self.avg_price_mins,
             }
         return [
             {
@@ -84,7 +86,7 @@ class SymbolSpec:
                 "maxQty": fmt(self.max_qty),
                 "stepSize": fmt(self.step_size),
             },
-            {"filterType": "ICEBERG_PARTS", "limit": 10},
+            {"filterType": "ICEBERG_PARTS", "limit": ICEBERG_PARTS_LIMIT},
             {
                 "filterType": "MARKET_LOT_SIZE",
                 "minQty": fmt(self.market_min_qty),
@@ -100,11 +102,11 @@ class SymbolSpec:
             },
             {
                 "filterType": "PERCENT_PRICE_BY_SIDE",
-                "bidMultiplierUp": "5",
-                "bidMultiplierDown": "0.2",
-                "askMultiplierUp": "5",
-                "askMultiplierDown": "0.2",
-                "avgPriceMins": 5,
+                "bidMultiplierUp": _multiplier(self.bid_multiplier_up),
+                "bidMultiplierDown": _multiplier(self.bid_multiplier_down),
+                "askMultiplierUp": _multiplier(self.ask_multiplier_up),
+                "askMultiplierDown": _multiplier(self.ask_multiplier_down),
+                "avgPriceMins": self.avg_price_mins,
             },
             notional,
             {"filterType": "MAX_NUM_ORDERS", "maxNumOrders": self.max_num_orders},
@@ -126,12 +128,14 @@ class SymbolSpec:
             "icebergAllowed": True,
             "ocoAllowed": True,
             "otoAllowed": True,
-            "opoAllowed": False,
+            # OPO on all symbols since 2025-12-18, pegged orders since 2025-08-28 (the fake answers
+            # -1020 to both, as to OCO/OTO).
+            "opoAllowed": True,
             "quoteOrderQtyMarketAllowed": True,
             "allowTrailingStop": True,
             "cancelReplaceAllowed": True,
             "amendAllowed": True,
-            "pegInstructionsAllowed": False,
+            "pegInstructionsAllowed": True,
             "isSpotTradingAllowed": True,
             "isMarginTradingAllowed": False,
             "filters": self.filters(),
@@ -167,6 +171,15 @@ class SymbolSpec:
             if too_small or too_big or off_step:
                 raise errors.filter_failure("MARKET_LOT_SIZE")
 
+    def check_percent_price_by_side(self, side: str, price: Decimal, average_price: Decimal) -> None:
+        """The price band around the average price, per side (filters.md, PERCENT_PRICE_BY_SIDE)."""
+        if side == "BUY":
+            up, down = self.bid_multiplier_up, self.bid_multiplier_down
+        else:
+            up, down = self.ask_multiplier_up, self.ask_multiplier_down
+        if price > average_price * up or price < average_price * down:
+            raise errors.filter_failure("PERCENT_PRICE_BY_SIDE")
+
     def check_notional(self, notional: Decimal, market: bool) -> None:
         name = "MIN_NOTIONAL" if self.use_min_notional else "NOTIONAL"
         if (not market or self.apply_min_to_market) and notional < self.min_notional:
@@ -178,6 +191,11 @@ class SymbolSpec:
             and notional > self.max_notional
         ):
             raise errors.filter_failure(name)
+
+
+def _multiplier(value: Decimal) -> str:
+    # Binance renders these multipliers unpadded ("5", "0.2"), unlike prices and quantities.
+    return format(value.normalize(), "f")
 
 
 def default_symbols() -> list[SymbolSpec]:

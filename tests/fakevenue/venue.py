@@ -84,14 +84,14 @@ class FakeVenue:
         self.hub.kline_push_interval = kline_push_interval
         self.ws_api_sessions: set[wsapi.WsApiSession] = set()
         self._requests: list[RequestRecord] = []
-        self._last_trade: dict[str, Decimal] = {}
         self._runner: web.AppRunner | None = None
         self._replays: set[asyncio.Task[Any]] = set()
         self.host = "127.0.0.1"
         self.port = 0
         self.engine.user_event_sinks.append(self._deliver_user_event)
         self.engine.book_sinks.append(self.hub.on_book_change)
-        self.engine.trade_sinks.append(self._on_trade)
+        self.engine.trade_sinks.append(self.hub.on_trade)
+        self.engine.first_fill_sinks.append(self.rate.order_filled)
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -227,15 +227,15 @@ class FakeVenue:
         self.engine.record_market_trade(symbol, dec(price), dec(qty), buyer_is_maker)
 
     def last_trade_price(self, symbol: str) -> Decimal | None:
-        return self._last_trade.get(symbol)
+        last = self.engine.tape.last(symbol)
+        return last.price if last is not None else None
 
-    def _on_trade(self, trade: MarketTrade) -> None:
-        self._last_trade[trade.symbol] = trade.price
-        self.hub.on_trade(trade)
-
-    def record_replayed_trade(self, trade: MarketTrade) -> None:
-        """A trade frame already forwarded verbatim: only the last price and klines follow it."""
-        self._last_trade[trade.symbol] = trade.price
+    def record_replayed_trade(self, trade: MarketTrade, *, publish_agg_trade: bool = True) -> None:
+        """A trade frame already forwarded verbatim: the tape (last price, klines, averages) follows it,
+        and ``<symbol>@aggTrade`` unless the capture carries its own aggTrade frames."""
+        self.engine.tape.add(trade)
+        if publish_agg_trade:
+            self.hub.publish_agg_trade(trade)
         self.hub.add_to_klines(trade)
 
     async def replay(

@@ -9,6 +9,7 @@ it sends ``userDataStream.unsubscribe``. The common trading methods are served a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +31,13 @@ _METHODS: dict[str, str] = {
     "time": "time",
     "exchangeInfo": "exchangeInfo",
     "depth": "depth",
+    "trades.recent": "trades",
+    "trades.historical": "historicalTrades",
+    "trades.aggregate": "aggTrades",
+    "klines": "klines",
+    "uiKlines": "uiKlines",
+    "avgPrice": "avgPrice",
+    "ticker.24hr": "ticker/24hr",
     "ticker.book": "ticker/bookTicker",
     "ticker.price": "ticker/price",
     "order.place": "order.new",
@@ -41,17 +49,31 @@ _METHODS: dict[str, str] = {
     "allOrders": "allOrders",
     "myTrades": "myTrades",
     "account.status": "account",
+    "account.commission": "account/commission",
     "account.rateLimits.orders": "rateLimit/order",
 }
 _SUBSCRIBE_WEIGHT = 2
+# "Connecting to WebSocket API costs 2 weight." (web-socket-api.md, IP limits)
+CONNECT_WEIGHT = 2
+_NOT_FORWARDED = ("apiKey", "signature", "returnRateLimits")
 
 
 class WsApiSession(Outbox):
-    def __init__(self, venue: FakeVenue, ws: web.WebSocketResponse, transport: asyncio.BaseTransport | None) -> None:
+    def __init__(
+        self,
+        venue: FakeVenue,
+        ws: web.WebSocketResponse,
+        transport: asyncio.BaseTransport | None,
+        ip: str = "127.0.0.1",
+        return_rate_limits: bool = True,
+    ) -> None:
         super().__init__(ws, transport)
         self.venue = venue
         self.subscriptions: dict[int, str] = {}  # subscriptionId -> api key
         self._subscription_ids = itertools.count(0)
+        # WebSocket-API weight is per IP, shared by every connection from it, apart from REST's.
+        self.weight_key = f"ws-api:{ip}"
+        self.return_rate_limits = return_rate_limits
 
     def delay_for(self, key: str) -> float:
         return self.venue.faults.latency("user_stream", key) if key else 0.0
@@ -99,21 +121,32 @@ class WsApiSession(Outbox):
                 return
             self._answer(request_id, error=fault.error())
             return
-        result, error = self._execute(str(method), params)
+        result, error, orders_of = self._execute(str(method), params)
         # The documented userDataStream.* answers carry no rateLimits.
-        with_limits = not str(method).startswith("userDataStream.")
-        self._answer(request_id, result=result, error=error, rate_limits=with_limits)
+        with_limits = not str(method).startswith("userDataStream.") and self._wants_rate_limits(params)
+        self._answer(request_id, result=result, error=error, rate_limits=with_limits, orders_of=orders_of)
 
-    def _execute(self, method: str, params: dict[str, Any]) -> tuple[Any, errors.BinanceError | None]:
+    def _wants_rate_limits(self, params: dict[str, Any]) -> bool:
+        """``returnRateLimits`` in the request wins over the one in the connection URL."""
+        wanted = params.get("returnRateLimits")
+        if wanted is None:
+            return self.return_rate_limits
+        return ws_param_text(wanted).lower() != "false"
+
+    def _execute(self, method: str, params: dict[str, Any]) -> tuple[Any, errors.BinanceError | None, str | None]:
+        """Run one request: (result, error, the api key whose ORDERS counts the answer shows)."""
         venue = self.venue
+        rate = venue.rate
+        weight = self._weight(method, params)
+        order_counted: str | None = None
         try:
-            venue.rate.add_weight("ws-api", self._weight(method, params))
+            rate.add_weight(self.weight_key, weight)
             if method == "userDataStream.subscribe.signature":
-                return self._subscribe(authenticate_ws(venue.engine, params, venue.now_ms())), None
+                return self._subscribe(authenticate_ws(venue.engine, params, venue.now_ms())), None, None
             if method == "userDataStream.unsubscribe":
-                return self._unsubscribe(params.get("subscriptionId")), None
+                return self._unsubscribe(params.get("subscriptionId")), None, None
             if method == "session.subscriptions":
-                return [{"subscriptionId": sid} for sid in sorted(self.subscriptions)], None
+                return [{"subscriptionId": sid} for sid in sorted(self.subscriptions)], None, None
             name = _METHODS.get(method)
             if name is None:
                 raise errors.mandatory("method")
@@ -122,12 +155,18 @@ class WsApiSession(Outbox):
             if operation.signed:
                 account = authenticate_ws(venue.engine, params, venue.now_ms())
                 if operation.counts_order:
-                    venue.rate.add_order(account.api_key)
-                    venue.rate.check_orders(account.api_key)
-            texts = {k: ws_param_text(v) for k, v in params.items() if k not in ("apiKey", "signature")}
-            return venue.api.call(name, account, texts), None
+                    rate.check_orders(account.api_key)
+                    rate.add_order(account.api_key)
+                    order_counted = account.api_key
+            texts = {k: ws_param_text(v) for k, v in params.items() if k not in _NOT_FORWARDED}
+            result = venue.api.call(name, account, texts)
         except errors.BinanceError as exc:
-            return None, exc
+            if order_counted is not None:
+                rate.remove_order(order_counted)
+            return None, exc, None
+        if operation.free_on_success:
+            rate.refund_weight(self.weight_key, weight)
+        return result, None, order_counted
 
     def _weight(self, method: str, params: dict[str, Any]) -> int:
         if method.startswith("userDataStream."):
@@ -144,15 +183,20 @@ class WsApiSession(Outbox):
 
     def _unsubscribe(self, subscription_id: Any) -> dict[str, Any]:
         if subscription_id is None:
-            self.subscriptions.clear()
-            return {}
-        try:
-            sid = int(subscription_id)
-        except (TypeError, ValueError):
-            raise errors.illegal_chars("subscriptionId", "^[0-9]{1,20}$") from None
-        # An id that is already gone (e.g. after eventStreamTerminated) is not an error here:
-        # python-binance unsubscribes on every socket exit and would raise otherwise.
-        self.subscriptions.pop(sid, None)
+            ended = sorted(self.subscriptions)
+        else:
+            try:
+                sid = int(subscription_id)
+            except (TypeError, ValueError):
+                raise errors.illegal_chars("subscriptionId", "^[0-9]{1,20}$") from None
+            # An id that is already gone (e.g. after eventStreamTerminated) is not an error here:
+            # python-binance unsubscribes on every socket exit and would raise otherwise.
+            ended = [sid] if sid in self.subscriptions else []
+        for sid in ended:
+            # user-data-stream.md (clarified 2025-12-18): a subscription stopped by
+            # userDataStream.unsubscribe ends with eventStreamTerminated.
+            self.deliver(sid, {"e": "eventStreamTerminated", "E": self.venue.now_ms()})
+            del self.subscriptions[sid]
         return {}
 
     def _answer(
@@ -161,23 +205,29 @@ class WsApiSession(Outbox):
         result: Any = None,
         error: errors.BinanceError | None = None,
         rate_limits: bool = True,
+        orders_of: str | None = None,
     ) -> None:
-        limits = [
+        rate = self.venue.rate
+        # An order placement's answer shows the unfilled order counts too (web-socket-api.md).
+        limits = rate.order_rate_limits(orders_of) if orders_of is not None else []
+        limits.append(
             {
                 "rateLimitType": "REQUEST_WEIGHT",
                 "interval": "MINUTE",
                 "intervalNum": 1,
-                "limit": self.venue.rate.weight_limit,
-                "count": self.venue.rate.used_weight("ws-api"),
+                "limit": rate.weight_limit,
+                "count": rate.used_weight(self.weight_key),
             }
-        ]
+        )
         frame: dict[str, Any] = {"id": request_id}
         if error is None:
             frame.update(status=200, result=result)
         else:
             frame.update(status=error.status, error=error.body())
             if "Retry-After" in error.headers:
-                frame["error"]["data"] = {"retryAfter": self.venue.now_ms() + int(error.headers["Retry-After"]) * 1000}
+                now = self.venue.now_ms()
+                retry_after = now + int(error.headers["Retry-After"]) * 1000
+                frame["error"]["data"] = {"serverTime": now, "retryAfter": retry_after}
         if rate_limits:
             frame["rateLimits"] = limits
         self.put(orjson.dumps(frame).decode())
@@ -186,9 +236,12 @@ class WsApiSession(Outbox):
 async def handle(venue: FakeVenue, request: web.Request) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(heartbeat=venue.ping_interval, autoping=True)
     await ws.prepare(request)
-    session = WsApiSession(venue, ws, request.transport)
+    return_rate_limits = request.query.get("returnRateLimits", "true").lower() != "false"
+    session = WsApiSession(venue, ws, request.transport, request.remote or "127.0.0.1", return_rate_limits)
     venue.ws_api_sessions.add(session)
-    venue.log_request("WS", request.path, {}, None, "ws_api")
+    venue.log_request("WS", request.path, dict(request.query), None, "ws_api")
+    with contextlib.suppress(errors.BinanceError):  # counted; an enforced limit bites the requests
+        venue.rate.add_weight(session.weight_key, CONNECT_WEIGHT)
     lifetime = asyncio.get_running_loop().call_later(
         venue.max_connection_seconds, lambda: asyncio.ensure_future(session.close(1000))
     )

@@ -46,7 +46,8 @@ async def test_wrong_secret_is_an_invalid_signature(fake_venue: FakeVenue, fast_
 
 async def test_missing_and_unknown_api_keys(fake_venue: FakeVenue, fast_binance_websockets: None) -> None:
     no_key = await create_async_client(fake_venue, None, DEFAULT_API_SECRET)
-    unknown = await create_async_client(fake_venue, "who-is-this", DEFAULT_API_SECRET)
+    # Shaped like a Binance key (64 letters and digits), but nobody's.
+    unknown = await create_async_client(fake_venue, "Zq7" * 21 + "X", DEFAULT_API_SECRET)
     try:
         error = await expect_error(no_key.get_account(), 401, -2014)
         assert error.message == "API-key format invalid."
@@ -143,3 +144,27 @@ async def test_python_binance_signs_the_body_unencoded(binance_client: AsyncClie
     )
     order = await binance_client.order_market_buy(symbol="BTCUSDT", quantity="0.001", newClientOrderId="exec.1-buy_0")
     assert order["clientOrderId"] == "exec.1-buy_0"
+
+
+@pytest.mark.parametrize("api_key", ["who-is-this", "Zq7" * 21 + "XY", "Zq7" * 21 + "-", "Zq7" * 21])
+async def test_a_malformed_api_key_is_not_an_unknown_one(
+    fake_venue: FakeVenue, http: aiohttp.ClientSession, api_key: str
+) -> None:
+    """errors.md: -2014 BAD_API_KEY_FMT "API-key format invalid." for a key Binance could not have issued
+    (its keys are 64 letters and digits), -2015 REJECTED_MBX_KEY for a well-formed key it does not know."""
+    params = f"timestamp={fake_venue.now_ms()}"
+    url = f"{fake_venue.rest_url}/v3/account?{params}&signature={sign(params)}"
+    async with http.get(url, headers={"X-MBX-APIKEY": api_key}) as r:
+        assert (r.status, await r.json()) == (401, {"code": -2014, "msg": "API-key format invalid."})
+    async with http.get(url, headers={"X-MBX-APIKEY": "Zq7" * 21 + "X"}) as r:
+        assert (r.status, (await r.json())["code"]) == (401, -2015)
+    # The WebSocket API tells them apart the same way.
+    async with http.ws_connect(fake_venue.ws_api_url) as ws:
+        for key, code in ((api_key, -2014), ("Zq7" * 21 + "X", -2015)):
+            ws_params = {"apiKey": key, "timestamp": fake_venue.now_ms()}
+            payload = "&".join(f"{k}={v}" for k, v in sorted(ws_params.items()))
+            await ws.send_json(
+                {"id": 1, "method": "account.status", "params": {**ws_params, "signature": sign(payload)}}
+            )
+            answer = await ws.receive_json(timeout=3)
+            assert (answer["status"], answer["error"]["code"]) == (401, code)

@@ -215,11 +215,18 @@ async def test_enforced_rate_limits(fake_venue: FakeVenue, binance_client: Async
     assert (error.status_code, error.code) == (429, -1003)
     assert int(error.response.headers["Retry-After"]) >= 1
     fake_venue.rate.reset()
-    for _ in range(2):
-        await binance_client.order_market_buy(symbol="BTCUSDT", quantity="0.001")
+    fake_venue.rate.weight_limit = 6000
+    # Unfilled orders count against ORDERS (filled ones are taken off again): two resting orders fill it.
+    for n in range(2):
+        await binance_client.order_limit_buy(
+            symbol="BTCUSDT", quantity="0.001", price="50000", newClientOrderId=f"r{n}"
+        )
     error = await api_error(binance_client.order_market_buy(symbol="BTCUSDT", quantity="0.001"))
     assert (error.status_code, error.code) == (429, -1015)
-    assert error.response.headers["X-MBX-ORDER-COUNT-10S"] == "3"
+    assert error.message == "Too many new orders; current limit is 2 orders per 10s."
+    # The rejected order did not count.
+    counts = await binance_client.get_current_order_count()
+    assert [c["count"] for c in counts] == [2, 2]
 
 
 async def test_stream_latency(fake_venue: FakeVenue, http: aiohttp.ClientSession) -> None:

@@ -284,6 +284,15 @@ async def test_market_streams(fake_venue: FakeVenue, binance_client: AsyncClient
     assert_same_shape(kline, load(DOCS / "ws_kline_raw.json"), "kline")
     assert_same_shape(kline, load(BINANCE / "ws_kline_raw_stewarteaton.json"), "kline", recorded=True)
 
+    async with manager.aggtrade_socket("BTCUSDT") as socket:
+        aggregate = await first_message(
+            socket, lambda: fake_venue.push_trade("BTCUSDT", "60000", "0.1"), lambda m: True
+        )
+    assert_same_shape(aggregate, load(DOCS / "ws_aggTrade_raw.json"), "aggTrade")
+    assert_same_shape(
+        aggregate, unwrap(load(BINANCE / "ws_aggTrade_combined_nautilus.json")), "aggTrade", recorded=True
+    )
+
 
 # --- user data (WebSocket API) ------------------------------------------------------------------
 
