@@ -151,28 +151,33 @@ class RestHandler:
             else:
                 answer = fault
         if answer is not None and not answer.executes_request:
-            return self._fault_response(request, answer, record)
+            return self._fault_response(request, answer, record, raw_body)
         response = self._execute(route, request, query, raw_body)
         if answer is not None:
-            return self._fault_response(request, answer, record)
+            return self._fault_response(request, answer, record, raw_body)
         record.status = response.status
         return response
 
-    def _fault_response(self, request: web.Request, fault: Fault, record: RequestRecord) -> web.StreamResponse:
+    def _fault_response(
+        self, request: web.Request, fault: Fault, record: RequestRecord, raw_body: str
+    ) -> web.StreamResponse:
         if fault.kind == FaultKind.DROP:
             record.status = 0
             return drop_connection(request)
         if fault.kind == FaultKind.ORDER_ERROR:
             record.status = 200
-            return self._order_error_response(request, fault)
+            return self._order_error_response(request, fault, raw_body)
         error = fault.error()
         record.status = error.status
         return error_response(error)
 
-    def _order_error_response(self, request: web.Request, fault: Fault) -> web.Response:
+    def _order_error_response(self, request: web.Request, fault: Fault, raw_body: str) -> web.Response:
         """Every order of the write fails with the fault's sCode (nothing is executed)."""
         now = self.venue.now_ms()
-        body = request.get("okx_body")
+        try:
+            body = orjson.loads(raw_body) if raw_body else None
+        except orjson.JSONDecodeError:
+            body = None
         items = body if isinstance(body, list) else [body if isinstance(body, dict) else {}]
         cancel = request.path.endswith("cancel-order")
         data = [failure_item(args, fault.order_error(), now, cancel=cancel) for args in items]
@@ -192,7 +197,6 @@ class RestHandler:
                     body = orjson.loads(raw_body)
                 except orjson.JSONDecodeError:
                     raise errors.json_syntax() from None
-                request["okx_body"] = body
             account = None
             if route.private:
                 account = self.authenticate(request, raw_body)

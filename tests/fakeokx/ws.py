@@ -455,6 +455,12 @@ class WsHub:
         conn.send({"arg": {"channel": channel, "instId": inst_id}, **extra, "data": [data]}, f"ws_public:{channel}")
 
     def _send_books_snapshot(self, conn: Connection, inst_id: str) -> None:
+        # Changes not pushed yet go to the other subscribers first, so the new one's diffs start
+        # exactly after its snapshot.
+        pending = self._pending_books.pop(inst_id, None)
+        if pending:
+            self._send_books_update(inst_id, pending)
+            self._last_books_push[inst_id] = time.monotonic()
         book = self.venue.engine.books[inst_id]
         seq_id, bids, asks = book.snapshot(BOOKS_DEPTH)
         data = {
