@@ -111,7 +111,11 @@ async def ws_connect(
 ) -> aiohttp.ClientWebSocketResponse:
     session = aiohttp.ClientSession()
     base = venue.demo_ws_url if demo else venue.ws_url
-    ws = await session.ws_connect(f"{base}/{endpoint}", autoclose=False, autoping=True)
+    try:
+        ws = await session.ws_connect(f"{base}/{endpoint}", autoclose=False, autoping=True)
+    except BaseException:
+        await session.close()
+        raise
     ws._fake_session = session  # type: ignore[attr-defined]  # closed with the socket by ws_close
     return ws
 
