@@ -402,6 +402,16 @@ class FakeOkx:
     def ws_connections(self) -> int:
         return len(self.hub.connections)
 
+    def ws_subscriptions(self, channel: str | None = None) -> list[dict[str, Any]]:
+        """The args of every live subscription (of ``channel``), each with the connection's apiKey."""
+        return [
+            {**arg, "apiKey": conn.account.api_key if conn.account else None}
+            for conn in self.hub.connections
+            if not conn.closed
+            for arg in conn.subs.values()
+            if channel is None or arg.get("channel") == channel
+        ]
+
     # --- request log ----------------------------------------------------------------------------
 
     def log_request(
