@@ -281,7 +281,8 @@ class Engine:
             ord_type=ord_type,
             px=px,
             sz=sz,
-            tgt_ccy=tgt_ccy,
+            # A market buy is sized in the quote currency unless told otherwise, and says so.
+            tgt_ccy="quote_ccy" if quote_sized and not tgt_ccy else tgt_ccy,
             c_time=now,
             u_time=now,
             fee_ccy=spec.base_ccy if buying else spec.quote_ccy,

@@ -40,7 +40,7 @@ async def test_market_buy_spends_quote_and_walks_the_book(rest: RestClient, fake
 
     order = await rest.order("BTC-USDT", placed["ordId"])
     notional = first * d("60000.1") + second * d("60000.6")
-    assert (order["state"], order["tgtCcy"], d(order["sz"])) == ("filled", "", d("60000"))
+    assert (order["state"], order["tgtCcy"], d(order["sz"])) == ("filled", "quote_ccy", d("60000"))
     assert d(order["accFillSz"]) == first + second
     assert d(order["avgPx"]) == notional / (first + second)
     assert d(order["fee"]) == -(first + second) * TAKER  # cumulative, in BTC
