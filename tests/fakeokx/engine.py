@@ -190,9 +190,10 @@ class Engine:
             spec = self.instruments.get(str(inst_id))
         else:
             try:
-                spec = self.instruments.get(self.by_code.get(int(code), ""))  # type: ignore[arg-type]
-            except (TypeError, ValueError):
+                number = int(str(code))
+            except ValueError:
                 raise errors.order_param("instIdCode") from None
+            spec = self.instruments.get(self.by_code.get(number, ""))
         if spec is None:
             raise errors.order_instrument()
         return spec

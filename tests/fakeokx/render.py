@@ -297,7 +297,7 @@ def ticker(
     }
 
 
-def trade_fee(account: Account, inst_id: str | None, now_ms: int) -> dict[str, Any]:
+def trade_fee(account: Account, now_ms: int) -> dict[str, Any]:
     maker, taker = num(-account.maker_rate), num(-account.taker_rate)
     return {
         "category": "1",

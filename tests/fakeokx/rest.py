@@ -23,6 +23,7 @@ from tests.fakevenue.rest import drop_connection, json_response
 from . import errors, render
 from .errors import OkxError, OrderError
 from .faults import Fault, FaultKind
+from .instruments import InstrumentSpec
 from .models import Account, Order
 from .signing import parse_iso_ms, rest_prehash, sign
 
@@ -341,7 +342,7 @@ class RestHandler:
         inst_id = call.query.get("instId")
         if inst_id:
             self._instrument(call.query)
-        return Answer([render.trade_fee(_account(call), inst_id, self.venue.now_ms())])
+        return Answer([render.trade_fee(_account(call), self.venue.now_ms())])
 
     def currencies(self, call: Call) -> Answer:
         engine = self.venue.engine
@@ -439,7 +440,7 @@ class RestHandler:
 
     # --- helpers --------------------------------------------------------------------------------
 
-    def _instrument(self, query: Mapping[str, str]) -> Any:
+    def _instrument(self, query: Mapping[str, str]) -> InstrumentSpec:
         inst_id = query.get("instId")
         if not inst_id:
             raise errors.param_empty("instId")

@@ -40,6 +40,7 @@ from .rest import failure_item, micros
 from .signing import sign, ws_login_prehash
 
 if TYPE_CHECKING:
+    from .engine import Engine
     from .venue import FakeOkx
 
 log = logging.getLogger(__name__)
@@ -401,10 +402,8 @@ class WsHub:
 
     def _unsubscribe(self, conn: Connection, arg: dict[str, Any], request_id: Any) -> None:
         conn.subs.pop(arg_key(arg), None)
-        if arg.get("channel") == "books" and not any(True for _ in conn.subscribed("books")):
-            conn.book_seq.clear()
-        elif arg.get("channel") == "books" and isinstance(arg.get("instId"), str):
-            conn.book_seq.pop(arg["instId"], None)
+        if arg.get("channel") == "books":
+            conn.book_seq.pop(str(arg.get("instId")), None)
         if not conn.subs and conn.unsubscribed_since is None:
             conn.unsubscribed_since = time.monotonic()
         conn.event("unsubscribe", request_id=request_id, arg=arg)
@@ -696,7 +695,7 @@ def _failure(args: dict[str, Any], error: errors.OrderError, now_ms: int, op: st
     return failure_item(args, error, now_ms, cancel=op == "cancel-order")
 
 
-def _inst_of(engine: Any, args: dict[str, Any]) -> str:
+def _inst_of(engine: Engine, args: dict[str, Any]) -> str:
     """The instId an order op counts against (WebSocket orders may name it by instIdCode)."""
     if args.get("instId"):
         return str(args["instId"])

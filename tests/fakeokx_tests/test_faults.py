@@ -152,6 +152,12 @@ async def test_public_channel_faults(fake_okx: FakeOkx) -> None:
         follow = (await next_frame(ws, channel("books", "update")))["data"][0]
         assert follow["prevSeqId"] == gap["seqId"]
 
+        fake_okx.inject_fault("latency", target="ws_public", endpoint="bbo-tbt", delay=0.3, times=1)
+        started = time.monotonic()
+        fake_okx.set_top_of_book("BTC-USDT", "59999.93", "1", "60000.1", "0.5")
+        late = (await next_frame(ws, channel("bbo-tbt")))["data"][0]
+        assert (late["bids"][0][0], time.monotonic() - started >= 0.3) == ("59999.93", True)
+
         fake_okx.inject_fault("drop", target="ws_public", endpoint="bbo-tbt", times=1)
         fake_okx.set_top_of_book("BTC-USDT", "59999.97", "1", "60000.1", "0.5")
         with pytest.raises(ConnectionError):
