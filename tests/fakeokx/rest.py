@@ -50,9 +50,6 @@ class Call:
     ip: str
 
 
-Handler = Callable[[Call], "Answer"]
-
-
 @dataclass
 class Answer:
     data: list[Any]
