@@ -18,6 +18,7 @@ from decimal import Decimal
 
 from . import errors, render
 from .book import Level, LevelChange, OrderBook, Side
+from .matching import consumed_level, cross_resting, walk_book
 from .models import (
     Account,
     AccountTrade,
@@ -27,7 +28,7 @@ from .models import (
     OrderRequest,
     OrderSide,
 )
-from .money import ZERO, dec, floor_to_step, round_fee
+from .money import ZERO, dec, round_fee
 from .symbols import SymbolSpec
 from .tape import TradeTape
 
@@ -421,31 +422,12 @@ class Engine:
         spec: SymbolSpec,
     ) -> list[Level]:
         """The (price, qty) a taker would take, best first, without touching the book."""
-        levels = book.asks.levels() if side == "BUY" else book.bids.levels()
-        plan: list[Level] = []
-        left_qty = quantity
-        left_quote = quote_qty
-        for price, available in levels:
-            if limit_price is not None and (price > limit_price if side == "BUY" else price < limit_price):
-                break
-            if left_qty is not None:
-                take = min(available, left_qty)
-                left_qty -= take
-            else:
-                assert left_quote is not None
-                take = min(available, floor_to_step(left_quote / price, spec.step_size))
-                left_quote -= take * price
-            if take > 0:
-                plan.append((price, take))
-            if (left_qty is not None and left_qty <= 0) or (left_quote is not None and take < available):
-                break
-        return plan
+        return walk_book(book, side == "BUY", limit_price, quantity, quote_qty, spec.step_size)
 
     def _consume(self, book: OrderBook, side: Side, price: Decimal, qty: Decimal) -> LevelChange | None:
         if not self.consume_liquidity:
             return None
-        remaining = book.side(side).get(price) - qty
-        return LevelChange(side, price, remaining if remaining > 0 else ZERO)
+        return consumed_level(book, side, price, qty)
 
     def _commission(
         self, account: Account, spec: SymbolSpec, side: OrderSide, price: Decimal, qty: Decimal, rate: Decimal
@@ -552,26 +534,21 @@ class Engine:
         sells = sorted((o for o in resting if o.side == "SELL"), key=lambda o: (o.price, o.order_id))
         changes: list[LevelChange] = []
         touched: dict[str, set[str]] = {}
-        consumed: dict[tuple[Side, Decimal], Decimal] = {}
-        passes: tuple[tuple[list[Order], Side], ...] = ((buys, "ask"), (sells, "bid"))
-        for orders, side in passes:
-            book_side = book.side(side)
-            for order in orders:
-                for price, available in list(book_side.levels()):
-                    crosses = price <= order.price if order.side == "BUY" else price >= order.price
-                    if not crosses or not order.is_open:
-                        break
-                    key = (side, price)
-                    left = available - consumed.get(key, ZERO)
-                    if left <= 0:
-                        continue
-                    fill_qty = min(left, order.remaining)
-                    fill = self._fill(order, order.price, fill_qty, is_maker=True)
-                    consumed[key] = consumed.get(key, ZERO) + fill_qty
-                    spec = self.symbols[symbol]
-                    touched.setdefault(order.api_key, set()).update(
-                        {spec.base_asset, spec.quote_asset, fill.commission_asset}
-                    )
+        spec = self.symbols[symbol]
+
+        def fill(order: Order, qty: Decimal) -> None:
+            made = self._fill(order, order.price, qty, is_maker=True)
+            touched.setdefault(order.api_key, set()).update({spec.base_asset, spec.quote_asset, made.commission_asset})
+
+        consumed = cross_resting(
+            book,
+            buys,
+            sells,
+            limit_price=lambda o: o.price,
+            is_open=lambda o: o.is_open,
+            remaining=lambda o: o.remaining,
+            fill=fill,
+        )
         for (side, price), qty in consumed.items():
             change = self._consume(book, side, price, qty)
             if change is not None:

@@ -2,6 +2,8 @@
 
 A fault matches requests (REST or WebSocket API) or stream frames by target, endpoint and
 method, can be limited to ``times`` occurrences and/or ``duration`` seconds, and counts its hits.
+``FaultRegistry`` is venue-neutral (the OKX fake keeps its own faults in one); ``Fault`` and
+``FaultKind`` are Binance's.
 """
 
 from __future__ import annotations
@@ -9,9 +11,10 @@ from __future__ import annotations
 import fnmatch
 import itertools
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from . import errors
 
@@ -33,7 +36,9 @@ class FaultKind(StrEnum):
 
 # Kinds that do not answer the request themselves.
 _PASS_THROUGH = {FaultKind.LATENCY}
-_DEFAULT_TARGETS: dict[FaultKind, Target] = {FaultKind.SILENT: "stream"}
+_DEFAULT_TARGETS: dict[str, str] = {FaultKind.SILENT: "stream"}
+# Every venue's fault kinds name their delay "latency": the registry adds those delays up.
+LATENCY = "latency"
 
 
 @dataclass
@@ -118,15 +123,45 @@ def _names(endpoint: str) -> list[str]:
     return names
 
 
-class FaultRegistry:
-    def __init__(self) -> None:
-        self._faults: list[Fault] = []
-        self._ids = itertools.count(1)
+class MatchableFault(Protocol):
+    """What ``FaultRegistry`` needs of a venue's fault."""
 
-    def add(self, fault: Fault) -> Fault:
+    id: int
+    hits: int
+    times: int | None
+    delay: float
+    target: Any
+
+    @property
+    def kind(self) -> Any: ...
+
+    @property
+    def answers(self) -> bool: ...
+
+    def expired(self) -> bool: ...
+
+    def matches(self, target: Any, endpoint: str, method: str | None) -> bool: ...
+
+
+F = TypeVar("F", bound=MatchableFault)
+
+
+class FaultRegistry(Generic[F]):
+    """The active faults of one venue, in injection order.
+
+    ``default_targets`` moves a fault injected with the default target "rest" to the target its
+    kind is about (a silent stream, say).
+    """
+
+    def __init__(self, default_targets: Mapping[str, str] = _DEFAULT_TARGETS) -> None:
+        self._faults: list[F] = []
+        self._ids = itertools.count(1)
+        self._default_targets = dict(default_targets)
+
+    def add(self, fault: F) -> F:
         fault.id = next(self._ids)
-        if fault.target == "rest" and fault.kind in _DEFAULT_TARGETS:
-            fault.target = _DEFAULT_TARGETS[fault.kind]
+        if fault.target == "rest" and fault.kind in self._default_targets:
+            fault.target = self._default_targets[fault.kind]
         self._faults.append(fault)
         return fault
 
@@ -136,14 +171,14 @@ class FaultRegistry:
     def clear(self) -> None:
         self._faults.clear()
 
-    def list_active(self) -> list[Fault]:
+    def list_active(self) -> list[F]:
         self._faults = [f for f in self._faults if not f.expired()]
         return list(self._faults)
 
-    def take(self, target: Target, endpoint: str, method: str | None = None) -> list[Fault]:
+    def take(self, target: str, endpoint: str, method: str | None = None) -> list[F]:
         """Matching faults, each consuming one occurrence: latency first, then at most one answer."""
-        delays: list[Fault] = []
-        answer: Fault | None = None
+        delays: list[F] = []
+        answer: F | None = None
         for fault in self._faults:
             if not fault.matches(target, endpoint, method):
                 continue
@@ -158,23 +193,23 @@ class FaultRegistry:
                 fault.times -= 1
         return chosen
 
-    def latency(self, target: Target, endpoint: str, method: str | None = None) -> float:
+    def latency(self, target: str, endpoint: str, method: str | None = None) -> float:
         """Total delay of matching LATENCY faults (each consumes one occurrence)."""
         delay = 0.0
         for fault in self._faults:
-            if fault.kind == FaultKind.LATENCY and fault.matches(target, endpoint, method):
+            if fault.kind == LATENCY and fault.matches(target, endpoint, method):
                 self.consume(fault)
                 delay += fault.delay
         return delay
 
-    def active(self, target: Target, endpoint: str, kind: FaultKind) -> Fault | None:
+    def active(self, target: str, endpoint: str, kind: str) -> F | None:
         """A matching fault of ``kind`` without consuming it (for stream state checks)."""
         for fault in self._faults:
             if fault.kind == kind and fault.matches(target, endpoint, None):
                 return fault
         return None
 
-    def consume(self, fault: Fault) -> None:
+    def consume(self, fault: F) -> None:
         fault.hits += 1
         if fault.times is not None:
             fault.times -= 1

@@ -23,7 +23,7 @@ import orjson
 from aiohttp import WSMsgType, web
 
 from .book import LevelChange
-from .faults import FaultKind, FaultRegistry, Target
+from .faults import Fault, FaultKind, FaultRegistry, Target
 from .models import MarketTrade
 from .money import ZERO, fmt
 
@@ -160,7 +160,7 @@ class _Kline:
 
 
 class StreamHub:
-    def __init__(self, venue: FakeVenue, faults: FaultRegistry) -> None:
+    def __init__(self, venue: FakeVenue, faults: FaultRegistry[Fault]) -> None:
         self.venue = venue
         self.faults = faults
         self._subs: dict[str, set[StreamConnection]] = {}

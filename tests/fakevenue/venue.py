@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-import inspect
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
@@ -25,6 +22,7 @@ from .money import Number, dec
 from .ratelimit import RateLimiter
 from .replay import ReplayStats, replay_capture
 from .rest import RestHandler
+from .runner import ServerThread, ThreadSafeProxy
 from .streams import StreamHub
 from .symbols import SymbolSpec, default_symbols
 
@@ -75,7 +73,7 @@ class FakeVenue:
         self.engine.consume_liquidity = consume_liquidity
         for spec in symbols if symbols is not None else default_symbols():
             self.engine.add_symbol(spec)
-        self.faults = FaultRegistry()
+        self.faults: FaultRegistry[Fault] = FaultRegistry()
         self.rate = RateLimiter(self.now_ms, enforce=enforce_rate_limits)
         self.api = Api(self)
         self.hub = StreamHub(self, self.faults)
@@ -385,7 +383,7 @@ class FakeVenue:
                     del session.subscriptions[subscription_id]
 
 
-class FakeVenueThread:
+class FakeVenueThread(ServerThread[FakeVenue]):
     """Run a FakeVenue on its own event loop in a background thread, for synchronous tests::
 
         with FakeVenueThread(setup=seed_default_market) as venue:  # a thread-safe proxy
@@ -397,6 +395,8 @@ class FakeVenueThread:
     awaited there), so tests never touch the venue from the wrong thread.
     """
 
+    thread_name = "fakevenue"
+
     def __init__(
         self,
         venue: FakeVenue | Callable[[], FakeVenue] | None = None,
@@ -404,90 +404,25 @@ class FakeVenueThread:
         port: int = 0,
         setup: Callable[[FakeVenue], Any] | None = None,
     ) -> None:
-        self._factory: Callable[[], FakeVenue]
+        factory: Callable[[], FakeVenue]
         if isinstance(venue, FakeVenue):
             instance = venue
-            self._factory = lambda: instance
+            factory = lambda: instance  # noqa: E731 - the one instance, started on the thread
         else:
-            self._factory = venue or FakeVenue
-        self._host, self._port = host, port
-        self._setup = setup
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._venue: FakeVenue | None = None
+            factory = venue or FakeVenue
+        super().__init__(factory, host, port, setup)
         self.proxy: ThreadSafeVenue | None = None
 
     def start(self) -> ThreadSafeVenue:
-        ready: concurrent.futures.Future[FakeVenue] = concurrent.futures.Future()
-
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            asyncio.set_event_loop(loop)
-            try:
-                venue = self._factory()
-                loop.run_until_complete(venue.start(self._host, self._port))
-                if self._setup is not None:
-                    result = self._setup(venue)
-                    if inspect.isawaitable(result):
-                        loop.run_until_complete(result)
-            except BaseException as exc:
-                ready.set_exception(exc)
-                loop.close()
-                return
-            ready.set_result(venue)
-            loop.run_forever()
-            loop.run_until_complete(venue.stop())
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
-
-        self._thread = threading.Thread(target=run, name="fakevenue", daemon=True)
-        self._thread.start()
-        self._venue = ready.result(timeout=30)
-        self.proxy = ThreadSafeVenue(self._venue, self)
+        self.proxy = ThreadSafeVenue(self._start_server(), self)
         return self.proxy
-
-    def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Run ``fn(*args, **kwargs)`` on the venue's loop and return its (awaited) result."""
-        assert self._loop is not None, "FakeVenueThread is not running"
-
-        async def invoke() -> Any:
-            result = fn(*args, **kwargs)
-            if inspect.isawaitable(result):
-                result = await result
-            return result
-
-        return asyncio.run_coroutine_threadsafe(invoke(), self._loop).result(timeout=60)
-
-    def stop(self) -> None:
-        if self._loop is not None and self._thread is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(timeout=30)
-        self._loop = self._thread = None
 
     def __enter__(self) -> ThreadSafeVenue:
         return self.start()
 
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
-
-class ThreadSafeVenue:
+class ThreadSafeVenue(ThreadSafeProxy):
     """Forwards attribute reads and method calls to the FakeVenue on its loop thread."""
 
     def __init__(self, venue: FakeVenue, runner: FakeVenueThread) -> None:
-        object.__setattr__(self, "_venue", venue)
-        object.__setattr__(self, "_runner", runner)
-
-    def __getattr__(self, name: str) -> Any:
-        venue: FakeVenue = object.__getattribute__(self, "_venue")
-        runner: FakeVenueThread = object.__getattribute__(self, "_runner")
-        value = runner.call(getattr, venue, name)
-        if callable(value):
-            return lambda *args, **kwargs: runner.call(value, *args, **kwargs)
-        return value
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        venue: FakeVenue = object.__getattribute__(self, "_venue")
-        runner: FakeVenueThread = object.__getattribute__(self, "_runner")
-        runner.call(setattr, venue, name, value)
+        super().__init__(venue, runner)
