@@ -37,7 +37,7 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) manage.py makemigrations --check --dry-run
-	$(VENV)/bin/mypy arbitragex marketdata risk trading
+	$(VENV)/bin/mypy arbitragex marketdata risk trading notifications
 
 test: lint browser
 	$(PY) -m pytest --cov --cov-report=term:skip-covered $(PYTEST_ARGS)

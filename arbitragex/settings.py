@@ -87,6 +87,7 @@ INSTALLED_APPS = [
     "marketdata",
     "risk",
     "trading",
+    "notifications",
 ]
 
 MIDDLEWARE = [
@@ -248,6 +249,9 @@ BEAT_DEFAULT_SCHEDULES = {
     "opportunity expiry": {"task": "trading.tasks.opportunities_expire", "every_seconds": 60},
     "statistics rollup": {"task": "trading.tasks.execution_rollups_refresh", "every_seconds": 3600},
     "daily risk reset": {"task": "risk.tasks.risk_daily_reset", "crontab": crontab(minute="0", hour="0")},
+    "notification checks": {"task": "notifications.tasks.checks_run", "every_seconds": 60},
+    "notification sweep": {"task": "notifications.tasks.notifications_sweep", "every_seconds": 60},
+    "daily summary": {"task": "notifications.tasks.daily_summary", "crontab": crontab(minute="0", hour="0")},
 }
 
 # --- Django REST framework -------------------------------------------------------------------------
@@ -317,6 +321,10 @@ OPPORTUNITY_HANDLER = env.str("OPPORTUNITY_HANDLER", default="trading.opportunit
 # Which symbols this stream process handles ("" = all enabled instruments).
 STREAM_SHARD = env.str("STREAM_SHARD", default="")
 SIMULATION_SEED = env.int("SIMULATION_SEED", default=7)
+# Notification delivery (notifications.tasks.delivery_send): retries after the first attempt, and the base of
+# their exponential backoff (full jitter, each wait capped at 240 s).
+NOTIFICATIONS_DELIVERY_RETRIES = env.int("NOTIFICATIONS_DELIVERY_RETRIES", default=5)
+NOTIFICATIONS_DELIVERY_BACKOFF_S = env.int("NOTIFICATIONS_DELIVERY_BACKOFF_S", default=15)
 SHARED_DATA_DIR = Path(env.str("ARBX_SHARED_DATA", default=str(BASE_DIR.parent / "shared" / "data")))
 
 LOGGING = {

@@ -170,7 +170,7 @@ def _orders_compare(
             continue
         applied = order_apply_update(order_id=order.pk, update=queried, source=UpdateSource.POLL)
         if applied.status_changed:
-            incident = Incident.objects.create(
+            corrected = Incident.objects.create(
                 kind=IncidentKind.ORDER_STATUS_DRIFT,
                 account=account,
                 execution_id=order.execution_id,
@@ -181,8 +181,8 @@ def _orders_compare(
                 detail={"client_order_id": cid, "note": "corrected from the venue"},
                 resolved_at=timezone.now(),
             )
-            incident_raised.send(sender=Incident, incident=incident)
-            result.incidents.append(incident.pk)
+            incident_raised.send(sender=Incident, incident=corrected)
+            result.incidents.append(corrected.pk)
 
 
 def _unknown_locally(account: ExchangeAccount, report: OrderReport, result: ReconcileResult) -> None:
