@@ -115,7 +115,9 @@ def drain(*, now: Any = None, final: bool = False) -> None:
     each pending delivery once. (In a test transaction nothing commits, so nothing is enqueued.)"""
     for event_id in Event.objects.filter(status=Event.Status.NEW).order_by("pk").values_list("pk", flat=True):
         services.event_dispatch(event_id=event_id, now=now)
-    for delivery_id in Delivery.objects.filter(status=Delivery.Status.PENDING).order_by("pk").values_list("pk", flat=True):
+    for delivery_id in (
+        Delivery.objects.filter(status=Delivery.Status.PENDING).order_by("pk").values_list("pk", flat=True)
+    ):
         services.delivery_send(delivery_id=delivery_id, final=final, retry_in_s=0)
 
 

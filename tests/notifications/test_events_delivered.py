@@ -61,7 +61,7 @@ def test_a_breaker_opened_through_the_api_is_told_with_its_reason_and_who(receiv
     response = client.post("/api/v1/risk/breaker/open/", {"reason": "venue maintenance", "cooldown_seconds": 900})
 
     assert response.status_code == 200
-    event, message = one_message(receiver, EventKind.BREAKER_TRIPPED)
+    _event, message = one_message(receiver, EventKind.BREAKER_TRIPPED)
     assert message.title == "Breaker tripped (global/*): venue maintenance"
     assert "venue maintenance" in message.message and "Opened by alice" in message.message
     assert "closes automatically at" in message.message
@@ -177,9 +177,11 @@ def test_a_reconciliation_drift_incident_is_told(desk, receiver):
     reconcile()
     reconcile()  # the same drift again: recorded once, told once
 
-    event, message = one_message(receiver, EventKind.RECONCILIATION_DRIFT)
+    _event, message = one_message(receiver, EventKind.RECONCILIATION_DRIFT)
     incident = Incident.objects.get(kind=IncidentKind.ORDER_MISSING_AT_VENUE)
-    assert message.title == f"Reconciliation: order missing at venue on {desk.buy_account.name} ({order.client_order_id})"
+    assert (
+        message.title == f"Reconciliation: order missing at venue on {desk.buy_account.name} ({order.client_order_id})"
+    )
     assert f"Here: SUBMITTED; at the venue: not found. Incident #{incident.pk}." in message.message
 
 
