@@ -7,6 +7,11 @@ import pytest
 from tests.notifications.support import Receiver
 
 
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
     server = Receiver().start()
