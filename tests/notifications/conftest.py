@@ -5,6 +5,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.notifications.support import Receiver
+from tests.trading.test_lifecycle_worker import workers  # noqa: F401 - the fixture that starts Celery workers
 
 
 @pytest.fixture(autouse=True)
