@@ -5,7 +5,7 @@ from rest_framework.routers import SimpleRouter
 from notifications.api.views import ChannelViewSet, RuleViewSet
 
 router = SimpleRouter()
-router.register("channels", ChannelViewSet, basename="notification-channel")
-router.register("rules", RuleViewSet, basename="notification-rule")
+router.register("notifications/channels", ChannelViewSet, basename="notification-channel")
+router.register("notifications/rules", RuleViewSet, basename="notification-rule")
 
 urlpatterns = router.urls

@@ -81,7 +81,7 @@ class ChannelViewSet(viewsets.ModelViewSet):  # type: ignore[type-arg]
         description="One attempt, no retry; recorded in the delivery log and the audit log with its outcome.",
         tags=["notifications"],
         request=None,
-        responses={200: ChannelTestResultSerializer, **error_responses(403, 404)},
+        responses={200: ChannelTestResultSerializer, **error_responses(400, 403, 404)},
     )
     @action(detail=True, methods=["post"])
     def test(self, request: Request, pk: str | None = None) -> Response:
