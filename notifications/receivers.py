@@ -109,11 +109,15 @@ def on_execution_needs_attention(sender: Any, *, execution: TradeExecution, reas
     )
 
 
-@_never_fails
 def on_execution_finished(sender: Any, *, execution: TradeExecution, **_: Any) -> None:
-    residual = Decimal(execution.residual_qty or 0)
-    if not residual:
-        return
+    # Every execution ends here: most are hedged, and those cost no savepoint.
+    if execution.residual_qty:
+        _residual_exposure(sender, execution=execution)
+
+
+@_never_fails
+def _residual_exposure(sender: Any, *, execution: TradeExecution) -> None:
+    residual = Decimal(execution.residual_qty)
     # Valued at the price of the leg that left it: bought too much at the buy price, sold too much at the sell.
     reference = execution.buy_price if residual > 0 else execution.sell_price
     notional = MONEY_CONTEXT.multiply(abs(residual), Decimal(reference))
