@@ -131,6 +131,9 @@ class Delivery(models.Model):
     error = models.TextField(blank=True, help_text="Why the last attempt failed (secrets removed).")
     created_at = models.DateTimeField(auto_now_add=True)
     last_attempt_at = models.DateTimeField(null=True, blank=True)
+    leased_until = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="An attempt under way holds the delivery until then."
+    )
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
 

@@ -235,8 +235,8 @@ def _claim(delivery_id: int, now: datetime) -> Delivery | None:
     """Take the delivery for one attempt, unless it is done or another attempt holds it."""
     claimed = (
         Delivery.objects.filter(pk=delivery_id, status=Delivery.Status.PENDING)
-        .filter(Q(last_attempt_at__isnull=True) | Q(last_attempt_at__lt=now - SEND_LEASE))
-        .update(last_attempt_at=now, attempts=F("attempts") + 1)
+        .filter(Q(leased_until__isnull=True) | Q(leased_until__lt=now))
+        .update(last_attempt_at=now, leased_until=now + SEND_LEASE, attempts=F("attempts") + 1)
     )
     if not claimed:
         return None
@@ -246,15 +246,14 @@ def _claim(delivery_id: int, now: datetime) -> Delivery | None:
 def delivery_failure_record(*, delivery_id: int, reason: str, final: bool, retry_in_s: float) -> DeliveryOutcome:
     """Record a failed attempt: FAILED with the reason after the last one, else the time of the next."""
     now = timezone.now()
-    changes: dict[str, Any] = {"error": reason, "last_attempt_at": now}
+    # The lease ends with the attempt, so that the retry may claim it.
+    changes: dict[str, Any] = {"error": reason, "leased_until": None}
     if final:
         changes["status"] = Delivery.Status.FAILED
         changes["next_attempt_at"] = None
         logger.warning("delivery %s failed after its last attempt: %s", delivery_id, reason)
     else:
-        # Clears the lease so the retry may claim it; records when it is due, for the sweep.
-        changes["next_attempt_at"] = now + timedelta(seconds=retry_in_s)
-        changes["last_attempt_at"] = now - SEND_LEASE
+        changes["next_attempt_at"] = now + timedelta(seconds=retry_in_s)  # when it is due, for the sweep
         logger.info("delivery %s failed, retrying in %.0f s: %s", delivery_id, retry_in_s, reason)
     Delivery.objects.filter(pk=delivery_id, status=Delivery.Status.PENDING).update(**changes)
     return DeliveryOutcome.FAILED if final else DeliveryOutcome.RETRY
@@ -288,7 +287,7 @@ def delivery_send(*, delivery_id: int, final: bool, retry_in_s: float) -> Delive
             delivery_id=delivery_id, reason=result.reason, final=final, retry_in_s=retry_in_s
         )
     Delivery.objects.filter(pk=delivery_id).update(
-        status=Delivery.Status.SENT, sent_at=timezone.now(), error="", next_attempt_at=None
+        status=Delivery.Status.SENT, sent_at=timezone.now(), error="", next_attempt_at=None, leased_until=None
     )
     return DeliveryOutcome.SENT
 

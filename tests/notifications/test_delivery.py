@@ -76,7 +76,7 @@ def test_a_delivery_being_attempted_is_not_claimed_twice(receiver):
     record()
     drain_dispatch_only()
     delivery = Delivery.objects.get()
-    assert services._claim(delivery.pk, delivery.created_at) is not None
+    assert services._claim(delivery.pk, delivery.created_at) is not None  # another worker's attempt, under way
 
     assert services.delivery_send(delivery_id=delivery.pk, final=False, retry_in_s=0) == "nothing to do"
     assert not receiver.messages
