@@ -144,6 +144,18 @@ REGISTRY: dict[str, ConfigKey] = {
         ConfigKey("statistics_rollup_delay_s", "int", 86400,
                   "A UTC day's final executions are rolled up for the statistics this long after the day ended.",
                   0, 2592000),
+        ConfigKey("notify_window_s", "int", 900,
+                  "Notifications with the same event key within this window after a message are held back "
+                  "and sent as one 'N more since ...' message when it ends.", 0, 86400),
+        ConfigKey("notify_residual_notional", "decimal", D("10"),
+                  "Notify when an execution ends with residual exposure worth more than this (quote asset).",
+                  D("0"), D("100000000")),
+        ConfigKey("notify_unknown_order_minutes", "int", 5,
+                  "Notify when an order is still UNKNOWN this many minutes after its last update.", 1, 10080),
+        ConfigKey("notify_rate_limited_s", "int", 60,
+                  "Notify when a venue's Retry-After holds calls back for longer than this.", 1, 86400),
+        ConfigKey("notify_stream_stale_s", "int", 60,
+                  "Notify when an enabled venue's stream has had no event for this long.", 5, 86400),
     ]
 }  # fmt: skip
 

@@ -9,7 +9,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.cache import cache
 from django.db import transaction
 
-from arbitragex import config
+from arbitragex import config, signals
 from arbitragex.errors import ApplicationError
 from arbitragex.models import AuditLog, SystemConfig
 
@@ -73,6 +73,7 @@ def config_set(*, key: str, value: object, actor: AbstractBaseUser | AnonymousUs
         row.updated_by = actor  # type: ignore[assignment]
     row.save()
     audit_record(action="config.set", target=key, actor=actor, previous=previous, new=row.value)
+    signals.config_changed.send(sender=SystemConfig, key=key, previous=previous, value=row.value, actor=actor)
     transaction.on_commit(lambda: cache.delete(config.CACHE_KEY))
     return typed
 

@@ -12,6 +12,7 @@ api_v1 = [
     path("", include("risk.api.urls")),
     path("", include("trading.api.urls")),
     path("", include("arbitragex.api_urls")),
+    path("", include("notifications.api.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
 ]

@@ -15,7 +15,7 @@ from django.utils import timezone
 from arbitragex.db import db_errors
 from arbitragex.money import to_decimal, to_non_negative, to_storage
 from arbitragex.services import audit_record, config_values
-from risk import breaker
+from risk import breaker, signals
 from risk.breaker import BreakerThresholds, RiskFigures, TripReason
 from risk.models import GLOBAL_SCOPE, RiskState
 from risk.selectors import figures_from_row, risk_cache_key
@@ -94,6 +94,7 @@ def risk_state_record_trade(
     _save(row, figures, "total_trades")
     if reason is not None:
         audit_record(action="breaker.trip", target=str(row), new={"reason": str(reason)}, actor_label="risk")
+        signals.breaker_tripped.send(sender=RiskState, state=row, reason=str(reason), actor=None)
     return reason
 
 
@@ -114,6 +115,7 @@ def breaker_open(
     _save(row, figures)
     audit_record(action="breaker.open", target=str(row), actor=actor, previous=previous,
                  new={"open": True, "reason": str(reason)})  # fmt: skip
+    signals.breaker_tripped.send(sender=RiskState, state=row, reason=str(reason), actor=actor)
     return row
 
 
@@ -124,6 +126,7 @@ def breaker_close(*, account: str = GLOBAL_SCOPE, symbol: str = "", actor: Any =
     previous = {"open": row.breaker_open, "reason": row.breaker_reason}
     _save(row, breaker.close_breaker(figures_from_row(row)))
     audit_record(action="breaker.close", target=str(row), actor=actor, previous=previous, new={"open": False})
+    signals.breaker_closed.send(sender=RiskState, state=row, previous=previous, actor=actor)
     return row
 
 

@@ -44,6 +44,7 @@ from trading.gateways import gateway_for
 from trading.gateways.base import BalanceReport, Gateway, VenueError
 from trading.gateways.paper import balance_cache_key
 from trading.models import AccountBalance, ExchangeAccount, Fill, Incident, Order
+from trading.signals import incident_raised
 
 __all__ = [
     "BalanceDrift",
@@ -192,7 +193,7 @@ def _drift_record(account: ExchangeAccount, drifts: list[BalanceDrift]) -> None:
     threshold: Decimal = config_values()["reconcile_drift_threshold"]
     tripped = []
     for drift in drifts:
-        Incident.objects.create(
+        incident = Incident.objects.create(
             kind=IncidentKind.BALANCE_DRIFT,
             account=account,
             asset=drift.asset,
@@ -201,6 +202,7 @@ def _drift_record(account: ExchangeAccount, drifts: list[BalanceDrift]) -> None:
             drift=to_storage(drift.drift),
             detail={"threshold": fmt(threshold)},
         )
+        incident_raised.send(sender=Incident, incident=incident)
         if abs(drift.drift) > threshold:
             tripped.append(drift.asset)
     if tripped:

@@ -65,6 +65,7 @@ from trading.models import ExchangeAccount, Fill, Incident, Order, TradeExecutio
 from trading.orders import execution_published_on_commit, task_enqueue_on_commit
 from trading.pnl import FillRecord, ProfitBreakdown, profit_breakdown, residual_exposure_from_fills
 from trading.rollup import execution_rollup_invalidate
+from trading.signals import execution_finished, execution_needs_attention
 
 __all__ = ["execution_reopen_for_attention", "execution_settle"]
 
@@ -290,6 +291,7 @@ def _finish(
             logger.warning("execution %s tripped the breaker: %s", execution.pk, reason)
     _resync_live_balances(execution)
     execution_published_on_commit(execution)
+    execution_finished.send(sender=TradeExecution, execution=execution)
     return status
 
 
@@ -317,6 +319,7 @@ def execution_reopen_for_attention(execution: TradeExecution, *, reason: str, no
     execution.save(update_fields=fields)
     execution_rollup_invalidate(started_at=execution.started_at)
     logger.error("execution %s reopened for an operator: %s", execution.pk, reason)
+    execution_needs_attention.send(sender=TradeExecution, execution=execution, reason=reason)
     execution_published_on_commit(execution)
 
 
@@ -371,5 +374,6 @@ def _park(
             },
         )
     logger.warning("execution %s needs attention: %s", execution.pk, reason)
+    execution_needs_attention.send(sender=TradeExecution, execution=execution, reason=reason)
     _resync_live_balances(execution)
     execution_published_on_commit(execution)

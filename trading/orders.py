@@ -46,6 +46,7 @@ from trading.gateways.base import OrderReport, VenueError
 from trading.models import Fill, Incident, Order, TradeExecution
 from trading.pnl import FillRecord, fee_in_quote
 from trading.selectors import execution_cache_key
+from trading.signals import incident_raised
 from trading.state_machine import (
     OrderSnapshot,
     OrderUpdate,
@@ -311,7 +312,7 @@ def order_update_prepare(
         if exc.code != ErrorCode.VENUE_BAD_PAYLOAD:
             raise
         logger.warning("malformed update for %s: %s", order.client_order_id, exc.message)
-        Incident.objects.create(
+        incident = Incident.objects.create(
             kind=IncidentKind.ORDER_STATUS_DRIFT,
             account_id=order.account_id,
             execution_id=order.execution_id,
@@ -321,6 +322,7 @@ def order_update_prepare(
             venue_value=f"{update.status} {fmt(update.filled_qty)}",
             detail={"error": exc.message, "source": str(update.source), **(exc.detail or {})},
         )
+        incident_raised.send(sender=Incident, incident=incident)
         return _Applied(None, [], False, exc.message)
 
     fills = [_fill_row(order, fill, now) for fill in transition.new_fills]
@@ -570,16 +572,11 @@ def order_adopt(
             venue_value=f"{update.status} {fmt(update.filled_qty)} {exchange_order_id}".strip(),
             detail={"reason": reason, "adopted": adopted.client_order_id, "exchange_order_id": exchange_order_id},
         )
-        incident_raised_on_commit(incident)
+        incident_raised.send(sender=Incident, incident=incident)
     result = _apply_locked(adopted, update, now=now, exchange_order_id=exchange_order_id)
     if created:
         execution_after_adoption(original.execution, reason=reason, now=now)
     return result
-
-
-def incident_raised_on_commit(incident: Incident) -> None:
-    """Tell the operators (the notifications hook in) once the incident is committed."""
-    logger.warning("incident %s: %s %s", incident.pk, incident.kind, incident.detail.get("reason", ""))
 
 
 def execution_after_adoption(execution: TradeExecution, *, reason: str, now: datetime) -> None:

@@ -40,6 +40,7 @@ from django_redis import get_redis_connection
 from arbitragex import metrics
 from arbitragex.errors import ErrorCode
 from trading.gateways.base import FinalVenueError, RetryableVenueError
+from trading.signals import venue_banned
 
 logger = logging.getLogger(__name__)
 
@@ -379,12 +380,21 @@ class RateLimiter:
         Venue.objects.filter(Q(banned_until__isnull=True) | Q(banned_until__lt=until), code=self.venue_code).update(
             banned_until=until, updated_at=timezone.now()
         )
+        venue_banned.send(sender=RateLimiter, venue_code=self.venue_code, until=until)
 
     async def ban_async(self, until: datetime) -> None:
         await sync_to_async(self.ban)(until)
 
     def banned_until(self) -> datetime | None:
         raw = self._redis.get(self._ban_key)
+        if raw is None:
+            return None
+        until = _EPOCH + timedelta(milliseconds=int(raw))
+        return until if until > timezone.now() else None
+
+    def retry_until(self) -> datetime | None:
+        """Until when a 429's Retry-After holds every call to this venue back, or None."""
+        raw = self._redis.get(self._retry_key)
         if raw is None:
             return None
         until = _EPOCH + timedelta(milliseconds=int(raw))

@@ -37,6 +37,7 @@ from trading.gateways import gateway_for
 from trading.gateways.base import BalanceReport, Gateway, OrderReport, VenueError
 from trading.models import ExchangeAccount, Incident, Order, TradeExecution
 from trading.orders import order_apply_update
+from trading.signals import incident_raised
 from trading.state_machine import UpdateSource
 from trading.sync import SYNCED_STATUSES
 
@@ -116,7 +117,9 @@ def _incident_once(kind: IncidentKind, *, account: ExchangeAccount, client_order
     ).exists():
         return None
     detail = {"client_order_id": client_order_id, **fields.pop("detail", {})}
-    return Incident.objects.create(kind=kind, account=account, detail=detail, **fields).pk
+    incident = Incident.objects.create(kind=kind, account=account, detail=detail, **fields)
+    incident_raised.send(sender=Incident, incident=incident)
+    return incident.pk
 
 
 def _orders_compare(
@@ -167,19 +170,19 @@ def _orders_compare(
             continue
         applied = order_apply_update(order_id=order.pk, update=queried, source=UpdateSource.POLL)
         if applied.status_changed:
-            result.incidents.append(
-                Incident.objects.create(
-                    kind=IncidentKind.ORDER_STATUS_DRIFT,
-                    account=account,
-                    execution_id=order.execution_id,
-                    order=order,
-                    symbol=order.symbol,
-                    local_value=order.status,
-                    venue_value=queried.status,
-                    detail={"client_order_id": cid, "note": "corrected from the venue"},
-                    resolved_at=timezone.now(),
-                ).pk
+            corrected = Incident.objects.create(
+                kind=IncidentKind.ORDER_STATUS_DRIFT,
+                account=account,
+                execution_id=order.execution_id,
+                order=order,
+                symbol=order.symbol,
+                local_value=order.status,
+                venue_value=queried.status,
+                detail={"client_order_id": cid, "note": "corrected from the venue"},
+                resolved_at=timezone.now(),
             )
+            incident_raised.send(sender=Incident, incident=corrected)
+            result.incidents.append(corrected.pk)
 
 
 def _unknown_locally(account: ExchangeAccount, report: OrderReport, result: ReconcileResult) -> None:

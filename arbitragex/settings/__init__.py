@@ -76,6 +76,7 @@ INSTALLED_APPS = [
     "marketdata",
     "risk",
     "trading",
+    "notifications",
 ]
 
 MIDDLEWARE = [
@@ -256,6 +257,9 @@ BEAT_DEFAULT_SCHEDULES = {
     "opportunity expiry": {"task": "trading.tasks.opportunities_expire", "every_seconds": 60},
     "statistics rollup": {"task": "trading.tasks.execution_rollups_refresh", "every_seconds": 3600},
     "daily risk reset": {"task": "risk.tasks.risk_daily_reset", "crontab": crontab(minute="0", hour="0")},
+    "notification checks": {"task": "notifications.tasks.checks_run", "every_seconds": 60},
+    "notification sweep": {"task": "notifications.tasks.notifications_sweep", "every_seconds": 60},
+    "daily summary": {"task": "notifications.tasks.daily_summary", "crontab": crontab(minute="0", hour="0")},
 }
 
 # --- Django REST framework -------------------------------------------------------------------------
@@ -333,6 +337,10 @@ SIMULATION_SEED = env.int("SIMULATION_SEED", default=7)
 SIMULATION_PROFILE = env.str("SIMULATION_PROFILE", default="demo")
 if SIMULATION_PROFILE not in ("realistic", "demo"):
     raise ImproperlyConfigured(f"SIMULATION_PROFILE must be realistic or demo, not {SIMULATION_PROFILE!r}")
+# Notification delivery (notifications.tasks.delivery_send): retries after the first attempt, and the base of
+# their exponential backoff (full jitter, each wait capped at 240 s).
+NOTIFICATIONS_DELIVERY_RETRIES = env.int("NOTIFICATIONS_DELIVERY_RETRIES", default=5)
+NOTIFICATIONS_DELIVERY_BACKOFF_S = env.int("NOTIFICATIONS_DELIVERY_BACKOFF_S", default=15)
 # Recorded market data and venue payloads, read (never copied) by the simulated venues and the tests.
 SHARED_DATA_DIR = Path(env.str("ARBX_SHARED_DATA", default=str(BASE_DIR.parent / "shared" / "data")))
 # A fee paid in an asset with no recorded rate to the quote asset, valued at this fixed rate

@@ -38,6 +38,13 @@ STAFF_ROUTES = [
     ("post", "/api/v1/risk/breaker/close/"),
     ("post", "/api/v1/risk/reset-daily/"),
     ("patch", "/api/v1/config/"),
+    ("get", "/api/v1/notifications/channels/"),
+    ("post", "/api/v1/notifications/channels/"),
+    ("get", "/api/v1/notifications/channels/1/"),
+    ("post", "/api/v1/notifications/channels/1/test/"),
+    ("get", "/api/v1/notifications/rules/"),
+    ("post", "/api/v1/notifications/rules/"),
+    ("delete", "/api/v1/notifications/rules/1/"),
 ]
 PUBLIC_ROUTES = {"auth/token/", "schema/", "docs/"}
 
@@ -58,11 +65,13 @@ def test_the_lists_below_cover_every_api_route():
     }
     covered = PUBLIC_ROUTES | {"executions/", "executions/statistics/", "orders/", "opportunities/", "balances/",
                                "risk/", "config/", "venues/", "instruments/", "quotes/", "klines/",
-                               "risk/breaker/open/", "risk/breaker/close/", "risk/reset-daily/"}  # fmt: skip
+                               "risk/breaker/open/", "risk/breaker/close/", "risk/reset-daily/",
+                               "notifications/channels/", "notifications/rules/"}  # fmt: skip
     detail_routes = {r for r in routes if "(?P<pk>" in r}
 
     assert routes - detail_routes == covered
-    assert len(detail_routes) == 2  # executions/{id}/ and executions/{id}/cancel/
+    # executions/{id}/ and executions/{id}/cancel/; notifications/channels/{id}/, .../{id}/test/, rules/{id}/
+    assert len(detail_routes) == 5
 
 
 @pytest.mark.parametrize(("method", "url"), READ_ROUTES + STAFF_ROUTES)

@@ -213,3 +213,117 @@ def test_no_log_line_holds_the_secret_while_the_admin_manages_the_account(live_a
     for line in all_logs.lines:
         _absent(line, "a log line")
         assert other_secret not in line
+
+
+# --- notification channels: an Apprise URL holds the service's tokens ------------------------------------------------
+
+NOTIFY_TOKEN = "Nt0k-" + secrets.token_hex(20)
+NOTIFY_PASSWORD = "Pw-" + secrets.token_hex(12)
+
+
+def _no_channel_secret(text: str | bytes, where: str) -> None:
+    if isinstance(text, bytes):
+        text = text.decode(errors="replace")
+    for secret in (NOTIFY_TOKEN, NOTIFY_PASSWORD):
+        pieces = {secret[i : i + 10] for i in range(len(secret) - 9)}
+        found = [piece for piece in pieces if piece in text]
+        assert not found, f"a channel URL secret appears in {where}: {found[:3]}"
+
+
+@pytest.fixture
+def notify_channel(db) -> Iterator[Any]:
+    from notifications import services
+    from notifications.models import Rule
+    from tests.notifications.support import Receiver
+
+    receiver = Receiver().start()
+    url = f"json://ops:{NOTIFY_PASSWORD}@127.0.0.1:{receiver.port}/hooks/{NOTIFY_TOKEN}"
+    channel = services.channel_create(name="desk-hook", url=url)
+    Rule.objects.create(name="all", kinds=[], min_severity="info").channels.add(channel)
+    yield channel, receiver
+    receiver.stop()
+
+
+def _notify_traffic(channel: Any, receiver: Any) -> None:
+    """Deliveries that succeed, are refused (500) and cannot connect; a test message; a bad URL refused."""
+    from notifications import services
+    from notifications.models import Delivery
+    from risk.services import breaker_open
+    from tests.notifications.support import drain
+
+    breaker_open(reason="leak check")
+    drain()
+    receiver.fail_with = 500
+    services.channel_test(channel=channel)
+    receiver.fail_with = None
+    receiver.stop()  # connection refused from now on
+    breaker_open(account="9", reason="leak check, receiver down")
+    drain(final=True)
+    services.channel_test(channel=channel)
+    with pytest.raises(Exception, match="url: Apprise cannot use"):
+        services.channel_create(name="bad", url=f"jsonx://ops:{NOTIFY_PASSWORD}@127.0.0.1/{NOTIFY_TOKEN}")
+    statuses = set(Delivery.objects.values_list("status", flat=True))
+    assert statuses == {Delivery.Status.SENT, Delivery.Status.FAILED}, statuses
+
+
+def test_no_log_line_holds_a_channel_url_while_messages_are_sent_and_fail(notify_channel, all_logs):
+    channel, receiver = notify_channel
+    _notify_traffic(channel, receiver)
+
+    assert any("apprise" in line for line in all_logs.lines), "apprise logged nothing: the capture is broken"
+    assert any("urllib3" in line for line in all_logs.lines), "urllib3 logged nothing: the capture is broken"
+    for line in all_logs.lines:
+        _no_channel_secret(line, "a log line")
+    from notifications.models import Delivery
+
+    for error in Delivery.objects.values_list("error", flat=True):
+        _no_channel_secret(error, "a delivery's recorded reason")
+
+
+def test_no_api_answer_or_admin_page_holds_a_channel_url(notify_channel, client):
+    channel, receiver = notify_channel
+    _notify_traffic(channel, receiver)
+    staff = get_user_model().objects.create_superuser(username="root", password="a-long-root-password-1")
+    api = APIClient()
+    api.force_authenticate(staff)
+    document = api.get("/api/v1/schema/?format=json").json()
+    for path, item in document["paths"].items():
+        if "get" not in item or "{" in path:
+            continue
+        response = api.get(path, REQUIRED_QUERY.get(path, {}))
+        # The market-data routes that need a known symbol answer 400 here (no instrument): still read.
+        assert response.status_code == 200 or path in REQUIRED_QUERY, (path, response.content[:200])
+        _no_channel_secret(response.content, f"GET {path}")
+    for answer in (
+        api.get(f"/api/v1/notifications/channels/{channel.pk}/"),
+        api.patch(f"/api/v1/notifications/channels/{channel.pk}/", {"enabled": True}, format="json"),
+        api.post(f"/api/v1/notifications/channels/{channel.pk}/test/"),
+        api.post("/api/v1/notifications/channels/", {"name": "x", "url": f"zz://{NOTIFY_TOKEN}"}, format="json"),
+    ):
+        _no_channel_secret(answer.content, "an API answer")
+
+    client.force_login(staff)
+    from notifications.models import Delivery, Event
+
+    pages = [
+        reverse("admin:notifications_channel_changelist"),
+        reverse("admin:notifications_channel_change", args=[channel.pk]),
+        reverse("admin:notifications_channel_history", args=[channel.pk]),
+        reverse("admin:notifications_delivery_changelist"),
+        reverse("admin:notifications_delivery_change", args=[Delivery.objects.filter(event__isnull=False).first().pk]),
+        reverse("admin:notifications_event_changelist"),
+        reverse("admin:notifications_event_change", args=[Event.objects.first().pk]),
+        reverse("admin:notifications_rule_changelist"),
+        reverse("admin:arbitragex_auditlog_changelist"),
+        reverse("admin:index"),
+    ]
+    for page in pages:
+        response = client.get(page)
+        assert response.status_code == 200, page
+        _no_channel_secret(response.content, page)
+    with_errors = client.post(
+        reverse("admin:notifications_channel_change", args=[channel.pk]),
+        {"name": "", "url": f"json://ops:{NOTIFY_PASSWORD}@127.0.0.1/{NOTIFY_TOKEN}"},
+    )
+    assert with_errors.status_code == 200 and b"This field is required" in with_errors.content
+    _no_channel_secret(with_errors.content, "the channel form sent back with errors")

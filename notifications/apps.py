@@ -1,0 +1,15 @@
+from django.apps import AppConfig
+
+
+class NotificationsConfig(AppConfig):
+    """Sits above trading: it listens to the signals of every app below it, and none of them imports it."""
+
+    name = "notifications"
+    verbose_name = "Notifications"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from notifications import receivers, redaction
+
+        receivers.connect()
+        redaction.install()

@@ -1,0 +1,32 @@
+"""Signals the trading app sends, inside the transaction of the change (see ``arbitragex.signals``).
+
+Receivers run in the sender's transaction and must never make it fail. Several are sent from code that
+also runs under an event loop's thread pool (``sync_to_async``), never from a coroutine itself.
+"""
+
+from __future__ import annotations
+
+from django.dispatch import Signal
+
+# An execution was parked as NEEDS_ATTENTION for an operator (``trading.finalise``).
+# kwargs: execution (TradeExecution, saved), reason (str).
+execution_needs_attention = Signal()
+
+# An execution reached COMPLETED, FAILED or UNWOUND (``trading.finalise``); its residual exposure is recorded.
+# kwargs: execution (TradeExecution, saved).
+execution_finished = Signal()
+
+# Reconciliation (or an order update it could not apply) recorded a difference between the database and a
+# venue (``trading.reconcile``, ``trading.balances``, ``trading.orders``).
+# kwargs: incident (Incident, saved).
+incident_raised = Signal()
+
+# A venue answered 418: every call to it is refused until ``until`` (``trading.ratelimit.RateLimiter.ban``).
+# kwargs: venue_code (str), until (aware datetime).
+venue_banned = Signal()
+
+# A venue pair was paused because its legging budget (rolling leg-failure rate or loss budget) is spent.
+# kwargs: buy_venue (str, venue code), sell_venue (str, venue code), symbol (str, "" = every symbol),
+# reason (str), until (aware datetime, or None until an operator resumes it), figures (dict of str -> str:
+# e.g. {"leg_failure_rate": "0.25", "legging_loss": "41.2", "budget": "40"}).
+pair_paused = Signal()
