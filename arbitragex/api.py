@@ -7,8 +7,10 @@ from typing import Any
 
 from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import DatabaseError, IntegrityError
+from django.db import DatabaseError, IntegrityError, OperationalError
 from django.http import Http404, JsonResponse
+from kombu.exceptions import OperationalError as KombuOperationalError
+from redis.exceptions import RedisError
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
@@ -62,6 +64,13 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             error_body(ErrorCode.INVALID_PARAMETER, _message_from_detail(detail), detail),
             status=status.HTTP_400_BAD_REQUEST,
         )
+    if isinstance(exc, RedisError | KombuOperationalError):
+        # Redis restarts are routine: the request can be retried once it is back.
+        logger.warning("Redis unavailable in API: %s: %s", type(exc).__name__, exc)
+        return _unavailable(ErrorCode.SERVICE_UNAVAILABLE)
+    if isinstance(exc, OperationalError) and _connection_lost():
+        logger.warning("database unavailable in API: %s", exc)
+        return _unavailable(ErrorCode.DB_UNAVAILABLE)
     if isinstance(exc, IntegrityError):
         logger.warning("integrity error in API: %s", exc)
         return Response(error_body(ErrorCode.DB_DUPLICATE), status=status.HTTP_409_CONFLICT)
@@ -87,6 +96,23 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         return response
     logger.exception("unhandled error in API")
     return Response(error_body(ErrorCode.INTERNAL_ERROR), status=status.HTTP_500_INTERNAL_SERVER_ERROR)
+
+
+RETRY_AFTER_S = 5
+
+
+def _unavailable(code: ErrorCode) -> Response:
+    response = Response(error_body(code), status=status.HTTP_503_SERVICE_UNAVAILABLE)
+    response["Retry-After"] = str(RETRY_AFTER_S)
+    return response
+
+
+def _connection_lost() -> bool:
+    """Whether the default connection is broken (a server restart or outage), not a query's own error."""
+    from django.db import connection
+
+    raw = connection.connection
+    return raw is None or bool(getattr(raw, "closed", False)) or getattr(raw, "broken", False)
 
 
 def json_404(request: Any, exception: Exception | None = None) -> JsonResponse:

@@ -22,6 +22,7 @@ class ErrorCode(IntEnum):
     METHOD_NOT_ALLOWED = 1006
     UNSUPPORTED_MEDIA = 1007
     CONFLICT = 1008
+    SERVICE_UNAVAILABLE = 1009
     INTERNAL_ERROR = 1999
 
     # 2xxx: risk and trading
@@ -64,6 +65,7 @@ class ErrorCode(IntEnum):
     DB_UPDATE_FAILED = 5003
     DB_DELETE_FAILED = 5004
     DB_TRANSACTION_FAILED = 5005
+    DB_UNAVAILABLE = 5006
 
 
 DEFAULT_MESSAGES: dict[ErrorCode, str] = {
@@ -76,6 +78,7 @@ DEFAULT_MESSAGES: dict[ErrorCode, str] = {
     ErrorCode.METHOD_NOT_ALLOWED: "Method not allowed",
     ErrorCode.UNSUPPORTED_MEDIA: "Unsupported media type",
     ErrorCode.CONFLICT: "Conflict",
+    ErrorCode.SERVICE_UNAVAILABLE: "Redis (cache and broker) is unavailable: retry shortly",
     ErrorCode.INTERNAL_ERROR: "Internal error",
     ErrorCode.INSUFFICIENT_BALANCE: "Insufficient balance",
     ErrorCode.BREAKER_OPEN: "Circuit breaker is open",
@@ -110,6 +113,7 @@ DEFAULT_MESSAGES: dict[ErrorCode, str] = {
     ErrorCode.DB_UPDATE_FAILED: "Update failed",
     ErrorCode.DB_DELETE_FAILED: "Delete failed",
     ErrorCode.DB_TRANSACTION_FAILED: "Transaction failed",
+    ErrorCode.DB_UNAVAILABLE: "The database is unavailable: retry shortly",
 }
 
 HTTP_STATUS: dict[ErrorCode, int] = {
@@ -121,6 +125,8 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.METHOD_NOT_ALLOWED: 405,
     ErrorCode.UNSUPPORTED_MEDIA: 415,
     ErrorCode.CONFLICT: 409,
+    ErrorCode.SERVICE_UNAVAILABLE: 503,
+    ErrorCode.DB_UNAVAILABLE: 503,
     ErrorCode.DB_DUPLICATE: 409,
     ErrorCode.INVALID_STATE_TRANSITION: 409,
     ErrorCode.EXECUTION_NOT_CANCELLABLE: 409,

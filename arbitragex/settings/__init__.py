@@ -114,17 +114,41 @@ DATABASE_URL = env.str("DATABASE_URL", default="")
 EMBEDDED_DATABASE = not DATABASE_URL
 
 
-def database(url: str, *, pool: bool, pool_max: int) -> dict[str, Any]:
+# Every wait on the database is bounded (ms; 0 = none): a statement, a row lock, and a session idle in a
+# transaction (a frozen process holding row locks is cut off and its locks released).
+# https://www.postgresql.org/docs/16/runtime-config-client.html
+DATABASE_STATEMENT_TIMEOUT_MS = env.int("DATABASE_STATEMENT_TIMEOUT_MS", default=120_000)
+DATABASE_LOCK_TIMEOUT_MS = env.int("DATABASE_LOCK_TIMEOUT_MS", default=10_000)
+DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS = env.int("DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS", default=30_000)
+
+
+def database(
+    url: str,
+    *,
+    pool: bool,
+    pool_max: int,
+    statement_timeout_ms: int = DATABASE_STATEMENT_TIMEOUT_MS,
+    idle_in_transaction_ms: int = DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS,
+) -> dict[str, Any]:
     """The ``default`` database: ``url``, else the embedded PostgreSQL of the data directory."""
     config: dict[str, Any] = env.db_url_config(url) if url else embedded.database_settings(DATA_DIR)
     if config["ENGINE"] != "django.db.backends.postgresql":
         raise ImproperlyConfigured(f"DATABASE_URL must be a PostgreSQL URL (postgres://...), not {config['ENGINE']}")
+    options = config.setdefault("OPTIONS", {})
     # libpq's form for a unix socket: postgres://user@/name?host=/path/to/socket/dir
-    if "host" in config.get("OPTIONS", {}):
-        config["HOST"] = config["OPTIONS"].pop("host")
+    if "host" in options:
+        config["HOST"] = options.pop("host")
+    options["options"] = (
+        f"-c statement_timeout={statement_timeout_ms} -c lock_timeout={DATABASE_LOCK_TIMEOUT_MS} "
+        f"-c idle_in_transaction_session_timeout={idle_in_transaction_ms}"
+    )
+    # A connection is checked before use: a kept one before its first use in a request or task, a pooled
+    # one as it leaves the pool (Django passes psycopg_pool's check), so a PostgreSQL restart costs no
+    # failed request. https://docs.djangoproject.com/en/5.2/ref/databases/#database-health-checks
+    config["CONN_HEALTH_CHECKS"] = True
     if pool:
         # Django's psycopg 3 connection pool; the pool replaces persistent connections.
-        config["OPTIONS"] = {"pool": {"min_size": 1, "max_size": pool_max}}
+        options["pool"] = {"min_size": 1, "max_size": pool_max}
         config["CONN_MAX_AGE"] = 0
     else:
         config["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)

@@ -27,8 +27,9 @@ _worker_number = int(TEST_WORKER.removeprefix("gw")) if TEST_WORKER.startswith("
 SECRET_KEY = env.str("SECRET_KEY", default="test-secret-key-not-for-production-" + "x" * 32)
 FIELD_ENCRYPTION_KEY = env.str("FIELD_ENCRYPTION_KEY", default="dGVzdC1maWVsZC1lbmNyeXB0aW9uLWtleS0zMmJ5dGU=")
 
-# One connection per test process (no pool): pytest-django's transactions wrap a single connection.
-DATABASES = {"default": database(env.str("DATABASE_URL", default=""), pool=False, pool_max=0)}
+# One connection per test process (no pool): pytest-django's transactions wrap a single connection, and
+# stay idle in that transaction while a test waits for another process (not cut off here).
+DATABASES = {"default": database(env.str("DATABASE_URL", default=""), pool=False, pool_max=0, idle_in_transaction_ms=0)}
 
 # Redis: a database number of its own per xdist worker, counted up from the configured one.
 TEST_REDIS_DB = redis_db(REDIS_URL) + _worker_number

@@ -7,6 +7,8 @@ import base64
 import json
 
 import pytest
+from django.conf import settings
+from django.test import override_settings
 
 from arbitragex.errors import ErrorCode
 from tests.api.conftest import assert_error
@@ -115,3 +117,31 @@ def test_a_wrong_method_is_a_405(api, staff_api):
 
 def test_an_unknown_api_path_is_a_404_in_the_error_shape(api):
     assert_error(api.get("/api/v1/nothing-here/"), 404, ErrorCode.NOT_FOUND)
+
+
+def test_while_redis_is_down_the_api_answers_503_with_its_code_and_when_to_retry(api):
+    unreachable = {
+        "default": {
+            **settings.CACHES["default"],
+            "LOCATION": "redis://127.0.0.1:1/0",  # nothing listens on port 1
+            "OPTIONS": {**settings.CACHES["default"]["OPTIONS"], "SOCKET_CONNECT_TIMEOUT": 0.5},
+        }
+    }
+    with override_settings(CACHES=unreachable):
+        response = api.get("/api/v1/executions/")  # the throttle counts requests in Redis
+
+    body = assert_error(response, 503, ErrorCode.SERVICE_UNAVAILABLE)
+    assert "retry" in body["message"]
+    assert response["Retry-After"] == "5"
+
+
+def test_a_lost_database_connection_is_a_503_with_its_code():
+    from django.db import OperationalError, connection
+
+    from arbitragex.api import exception_handler
+
+    connection.close()  # as after the server went away
+    response = exception_handler(OperationalError("server closed the connection unexpectedly"), {})
+
+    assert response is not None and response.status_code == 503
+    assert response.data["code"] == ErrorCode.DB_UNAVAILABLE and response["Retry-After"] == "5"
