@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from asgiref.sync import async_to_sync
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -68,6 +69,7 @@ class OrdersSyncResult:
     updated: int = 0
     skipped_locked: int = 0
     settlements: list[str] = field(default_factory=list)
+    placements: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +100,7 @@ def orders_sync_open(*, gateway_factory: GatewayFactory | None = None, now: date
     if reports:
         _apply_bulk(reports, now, result)
     result.settlements = _sweep_timeouts(now)
+    result.placements = _sweep_placements(now)
     return result
 
 
@@ -190,6 +193,36 @@ def _sweep_timeouts(now: datetime) -> list[str]:
     ids = sorted({str(execution_id) for execution_id in overdue})
     for execution_id in ids:
         task_enqueue_on_commit("execution_settle", execution_id)
+    return ids
+
+
+PLACEMENT_STALE_S = 5
+
+
+def _sweep_placements(now: datetime) -> list[str]:
+    """Open executions with an order still to send that no placement is seen working on: place them again.
+
+    The placement task is enqueued after commit, through Redis: a Redis restart (its data lost), or a
+    worker that died with the message, may leave it undone. The database knows what is left to send
+    (an order PENDING, unclaimed or with its last claim's window closed), so it is found again here, not
+    only by the broker. Placement is idempotent: a run that finds another at work backs off.
+    """
+    quiet = now - timedelta(seconds=PLACEMENT_STALE_S)
+    margin = timedelta(milliseconds=settings.VENUE_CLOCK_MARGIN_MS)
+    left = (
+        Order.objects.filter(
+            execution__status__in=EXECUTION_OPEN_STATUSES, status=OrderStatus.PENDING, updated_at__lte=quiet
+        )
+        .filter(Q(send_deadline__isnull=True) | Q(send_deadline__lte=now - margin))
+        .values_list("execution_id", flat=True)
+        .distinct()
+    )
+    ids = sorted({str(execution_id) for execution_id in left})
+    for execution_id in ids:
+        logger.warning(
+            "execution %s has an order left to send and no placement at work: placing it again", execution_id
+        )
+        task_enqueue_on_commit("execution_place_orders", execution_id)
     return ids
 
 

@@ -21,10 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -32,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from asgiref.sync import sync_to_async
 from binance import AsyncClient
 from binance.exceptions import BinanceAPIException
-from django.db import close_old_connections
+from django.db import InterfaceError, OperationalError, close_old_connections, connection
 
 from arbitragex import metrics
 from arbitragex.errors import ApplicationError, NotFoundError
@@ -41,6 +40,7 @@ from marketdata.feeds.binance import backoff_delay, socket_close, socket_manager
 from trading.enums import OrderSide, OrderStatus
 from trading.gateways.base import BalanceReport, FillReport, FinalVenueError, OrderReport, VenueError
 from trading.gateways.binance import Call, VenueConnection, classify
+from trading.orders import order_apply_update
 from trading.ratelimit import RateLimiter
 from trading.state_machine import UpdateSource, status_from_binance
 
@@ -61,7 +61,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-ORDER_APPLY_UPDATE = "trading.orders.order_apply_update"
 WEIGHT_CONNECT = 2  # AsyncClient.create(): ping and server time
 WEIGHT_SUBSCRIBE = 2
 WEIGHT_PING = 1
@@ -163,46 +162,90 @@ class LoggingHandler(UserDataHandler):
 
 
 class ServicesHandler(LoggingHandler):
-    """Hands order reports to the order lifecycle service ``order_apply_update`` (on Django's
-    thread), with the keyword arguments it accepts among ``account_id``, ``report`` and ``source``;
-    balances are logged."""
+    """Applies order reports through ``trading.orders.order_apply_update``, in the order they came, off the
+    socket's read loop; balances are logged.
 
-    def __init__(self, order_apply_update: Callable[..., Any]) -> None:
-        self.order_apply_update = order_apply_update
-        accepted = inspect.signature(order_apply_update).parameters
-        self._accepts = {name for name in ("account_id", "report", "source") if name in accepted}
+    Reports go into a queue that one task drains, so the stream keeps reading while the database is slow
+    or restarting (python-binance drops a socket whose queue overflows). A report that fails because the
+    database connection was lost is applied again after a backoff, never dropped; what a process that died
+    had queued is found again by the order sync.
+    """
+
+    RETRY_FIRST_S = 0.2
+    RETRY_CAP_S = 5.0
+
+    def __init__(self) -> None:
+        self._queue: asyncio.Queue[tuple[int, OrderReport]] | None = None
+        self._drainer: asyncio.Task[None] | None = None
+        self.database_retries = 0
 
     async def on_order_report(self, account_id: int, report: OrderReport) -> None:
-        values: dict[str, Any] = {"account_id": account_id, "report": report, "source": UpdateSource.STREAM}
-        kwargs = {name: value for name, value in values.items() if name in self._accepts}
-        try:
-            await sync_to_async(self._apply)(**kwargs)
-        except NotFoundError:
-            # An order placed by hand on the venue (or by another system) is not ours to follow.
-            logger.info("account %s: order %s %s is not one of ours", account_id, report.symbol, report.client_order_id)
+        if self._queue is None:
+            self._queue = asyncio.Queue()
+            self._drainer = asyncio.create_task(self._drain(), name="user data reports")
+        self._queue.put_nowait((account_id, report))
 
-    def _apply(self, **kwargs: Any) -> Any:
-        # A long-running process must notice a connection the database dropped; requests do this
-        # through Django's request signals, which a stream never sends.
-        close_old_connections()
-        return self.order_apply_update(**kwargs)
+    async def flush(self, timeout_s: float) -> bool:
+        """Wait for the queued reports to be applied; False if some were still waiting after ``timeout_s``."""
+        if self._queue is None:
+            return True
+        try:
+            await asyncio.wait_for(self._queue.join(), timeout_s)
+        except TimeoutError:
+            return False
+        return True
+
+    async def aclose(self) -> None:
+        if self._drainer is not None:
+            self._drainer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._drainer
+
+    async def _drain(self) -> None:
+        assert self._queue is not None
+        while True:
+            account_id, report = await self._queue.get()
+            try:
+                await self._apply_until_done(account_id, report)
+            finally:
+                self._queue.task_done()
+
+    async def _apply_until_done(self, account_id: int, report: OrderReport) -> None:
+        delay = self.RETRY_FIRST_S
+        while True:
+            try:
+                await sync_to_async(_apply_report)(account_id, report)
+                return
+            except NotFoundError:
+                # An order placed by hand on the venue (or by another system) is not ours to follow.
+                logger.info("account %s: order %s %s is not one of ours", account_id, report.symbol,
+                            report.client_order_id)  # fmt: skip
+                return
+            except (OperationalError, InterfaceError) as exc:
+                # The database is restarting or unreachable: the report waits, in order, and is kept.
+                self.database_retries += 1
+                logger.warning("account %s: report of %s not applied yet (%s: %s); again in %.1f s", account_id,
+                               report.client_order_id, type(exc).__name__, exc, delay)  # fmt: skip
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.RETRY_CAP_S)
+            except Exception:
+                logger.exception("account %s: report of %s could not be applied", account_id, report.client_order_id)
+                return
+
+
+def _apply_report(account_id: int, report: OrderReport) -> None:
+    # A long-running process must notice a connection the database dropped; requests do this through
+    # Django's request signals, which a stream never sends.
+    close_old_connections()
+    try:
+        order_apply_update(account_id=account_id, report=report, source=UpdateSource.STREAM)
+    except (OperationalError, InterfaceError):
+        connection.close()  # the next attempt connects afresh
+        raise
 
 
 def userdata_handler_default() -> UserDataHandler:
-    """``ServicesHandler`` when ``trading.orders.order_apply_update`` exists, else ``LoggingHandler``."""
-    module_path, _, name = ORDER_APPLY_UPDATE.rpartition(".")
-    try:
-        module = __import__(module_path, fromlist=[name])
-    except ModuleNotFoundError as exc:
-        if exc.name != module_path:
-            raise
-        logger.warning("%s is not available: user data events are only logged", ORDER_APPLY_UPDATE)
-        return LoggingHandler()
-    service = getattr(module, name, None)
-    if service is None:
-        logger.warning("%s is not available: user data events are only logged", ORDER_APPLY_UPDATE)
-        return LoggingHandler()
-    return ServicesHandler(service)
+    return ServicesHandler()
 
 
 # --- the stream -------------------------------------------------------------------------------------------

@@ -108,6 +108,26 @@ def test_open_executions_past_the_leg_timeout_are_swept_into_settlement(desk):
     assert late.settlements == sorted(str(e.id) for e in executions)
 
 
+def test_an_execution_whose_placement_message_was_lost_is_placed_again(desk, django_capture_on_commit_callbacks):
+    """The placement is enqueued through Redis after commit; a Redis restart loses it. The database knows."""
+    desk.books()
+    # Created in this test's transaction: its placement, enqueued after commit, never is: as if Redis lost it.
+    execution = services.execution_create(
+        symbol=SYMBOL, buy_venue=desk.buy_venue, sell_venue=desk.sell_venue, quantity="0.01", buy_price="50000",
+        sell_price="50200",
+    )  # fmt: skip
+
+    with django_capture_on_commit_callbacks() as enqueued:
+        soon = orders_sync_open(now=timezone.now() + timedelta(seconds=1))
+    with django_capture_on_commit_callbacks() as enqueued_later:
+        late = orders_sync_open(now=timezone.now() + timedelta(seconds=7))
+
+    assert soon.placements == [] and enqueued == []  # a placement may still be on its way
+    assert late.placements == [str(execution.id)] and len(enqueued_later) == 1
+    execution_place(execution_id=str(execution.id))  # what the task does
+    assert orders_sync_open(now=timezone.now() + timedelta(seconds=10)).placements == []
+
+
 def test_orders_another_writer_holds_are_skipped_not_waited_for(transactional_db):
     desk = make_desk()
     configure(max_open_executions=10)

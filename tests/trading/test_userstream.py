@@ -16,8 +16,8 @@ from django.conf import settings
 from django.core.management import call_command
 from django.db import connections
 
-from arbitragex.errors import NotFoundError
 from marketdata.models import Venue
+from tests.factories import OrderFactory
 from tests.fakevenue import FakeVenue
 from tests.fakevenue import fixtures as fakevenue_fixtures
 from tests.trading.binance_support import binance_account_create, binance_venue_create, limiter_keys_drop
@@ -288,43 +288,65 @@ def test_recorded_binance_events_become_reports():
 # --- the command and its default handler -------------------------------------------------------------------
 
 
-def test_the_default_handler_is_the_order_service_when_it_exists(monkeypatch):
-    applied: list[dict[str, Any]] = []
-
-    def order_apply_update(*, account_id: int, report: OrderReport, source: str, extra: int = 0) -> None:
-        applied.append({"account_id": account_id, "report": report, "source": source})
-
-    module = type("orders", (), {"order_apply_update": staticmethod(order_apply_update)})
-    monkeypatch.setitem(__import__("sys").modules, "trading.orders", module)
-
-    handler = userstream.userdata_handler_default()
-
-    assert isinstance(handler, ServicesHandler)
-    report = order_report_from_execution(
-        {"e": "executionReport", "s": "BTCUSDT", "c": "a", "C": "", "S": "BUY", "X": "NEW", "x": "NEW", "q": "1",
-         "p": "0", "z": "0", "Z": "0", "i": 1, "T": 1, "t": -1}
-    )  # fmt: skip
-    asyncio.run(handler.on_order_report(7, report))
-    assert applied == [{"account_id": 7, "report": report, "source": "stream"}]
+def execution_report(client_order_id: str, **fields: Any) -> OrderReport:
+    event = {"e": "executionReport", "s": "BTCUSDT", "c": client_order_id, "C": "", "S": "BUY", "X": "NEW",
+             "x": "NEW", "q": "0.01", "p": "50000", "z": "0", "Z": "0", "i": 1, "T": 1, "t": -1, **fields}  # fmt: skip
+    return order_report_from_execution(event)
 
 
+async def handled(handler: ServicesHandler, *reports: tuple[int, OrderReport]) -> None:
+    for account_id, report in reports:
+        await handler.on_order_report(account_id, report)
+    assert await handler.flush(30)
+    await handler.aclose()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_default_handler_applies_reports_through_the_order_service_in_order():
+    order = OrderFactory(status=OrderStatus.PENDING)
+    new = execution_report(order.client_order_id)
+    filled = execution_report(order.client_order_id, X="FILLED", x="TRADE", z="0.01", Z="500", t=77, L="50000",
+                              l="0.01", n="0", N="USDT", T=2, m=False)  # fmt: skip
+
+    asyncio.run(handled(userstream.userdata_handler_default(), (order.account_id, new), (order.account_id, filled)))
+
+    order.refresh_from_db()
+    assert (order.status, order.filled_qty) == (OrderStatus.FILLED, D("0.01"))
+    assert list(order.fills.values_list("trade_id", flat=True)) == ["77"]
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_report_of_an_order_that_is_not_ours_is_only_logged(caplog):
-    def order_apply_update(*, report: OrderReport, account_id: int, source: str) -> None:
-        raise NotFoundError(f"order {report.client_order_id} not found")
-
-    report = order_report_from_execution(
-        {"e": "executionReport", "s": "BTCUSDT", "c": "web_abc", "C": "", "S": "SELL", "X": "NEW", "x": "NEW",
-         "q": "1", "p": "70000", "z": "0", "Z": "0", "i": 9, "T": 1, "t": -1}
-    )  # fmt: skip
     with caplog.at_level("INFO", logger="trading.userstream"):
-        asyncio.run(ServicesHandler(order_apply_update).on_order_report(3, report))
+        asyncio.run(handled(ServicesHandler(), (3, execution_report("web_abc"))))
 
     assert "order BTCUSDT web_abc is not one of ours" in caplog.text
 
 
-def test_without_the_order_service_events_are_logged(monkeypatch):
-    monkeypatch.setattr(userstream, "ORDER_APPLY_UPDATE", "trading.not_there.order_apply_update")
-    assert type(userstream.userdata_handler_default()) is LoggingHandler
+@pytest.mark.django_db(transaction=True)
+def test_a_report_that_meets_an_unreachable_database_waits_and_is_applied_once_it_answers():
+    order = OrderFactory(status=OrderStatus.PENDING)
+    report = execution_report(order.client_order_id)
+    database = connections.settings["default"]
+    host = database["HOST"]
+    handler = ServicesHandler()
+
+    async def scenario() -> None:
+        # The handler's thread connects afresh and finds no server there (a restart), then the server is back.
+        database["HOST"] = "/nonexistent-socket-dir"
+        try:
+            await handler.on_order_report(order.account_id, report)
+            while handler.database_retries < 2:
+                await asyncio.sleep(0.05)
+        finally:
+            database["HOST"] = host
+        await handled(handler)
+
+    asyncio.run(scenario())
+
+    order.refresh_from_db()
+    assert order.status == OrderStatus.SUBMITTED and order.exchange_order_id == "1"
+    assert handler.database_retries >= 2
 
 
 @pytest.mark.django_db(transaction=True)
