@@ -120,12 +120,13 @@ def breaker_open(
 
 
 @transaction.atomic
-def breaker_close(*, account: str = GLOBAL_SCOPE, symbol: str = "", actor: Any = None) -> RiskState:
-    """The original CloseCircuitBreaker."""
+def breaker_close(*, account: str = GLOBAL_SCOPE, symbol: str = "", actor: Any = None, note: str = "") -> RiskState:
+    """The original CloseCircuitBreaker. ``note`` says why, when no operator closed it."""
     row = _locked(account, symbol)
     previous = {"open": row.breaker_open, "reason": row.breaker_reason}
     _save(row, breaker.close_breaker(figures_from_row(row)))
-    audit_record(action="breaker.close", target=str(row), actor=actor, previous=previous, new={"open": False})
+    audit_record(action="breaker.close", target=str(row), actor=actor, actor_label="" if actor else "risk",
+                 previous=previous, new={"open": False}, note=note)  # fmt: skip
     signals.breaker_closed.send(sender=RiskState, state=row, previous=previous, actor=actor)
     return row
 

@@ -13,9 +13,15 @@ becomes a ``BALANCE_DRIFT`` incident, and drift above ``reconcile_drift_threshol
 A sync is dated by when its venue read started, not when it was written, and a read older than the one
 already written is dropped: otherwise a fill made between the read and the write (or a slower sync
 writing after a newer one) is in neither the stored balance nor the fills after its date, and shows
-up as drift that trips the breaker. Whether a fill made while the last read was under way is in that
-read cannot be known (fill times are the venue's clock), so drift is not judged while a fill lies
-within ``DRIFT_GUARD`` of the last sync; a later sync judges it. Both found by the chaos run.
+up as drift that trips the breaker. Fill times are the venue's clock, which may run seconds apart from
+ours: the read's start is also kept on the venue's clock (ours shifted by the offset the gateway
+measured), and fills are compared with that. Whether a fill made while the last read was under way is
+in that read cannot be known, so drift is not judged while a fill lies within ``DRIFT_GUARD`` of the
+last sync; a later sync judges it. Found by the chaos run, the last with a venue clock 10 s off.
+
+The breaker that drift opens has a cooldown (``breaker_cooldown_s``), and a later sync of every live
+account that finds no drift closes it at once, both audited: trading never waits on a person for a
+drift that has gone.
 A paper account's balance rows are the simulated venue itself: they are never overwritten, only
 marked as synced.
 """
@@ -38,7 +44,8 @@ from django.utils import timezone
 from arbitragex.money import MONEY_CONTEXT, ZERO, fmt, to_storage
 from arbitragex.services import config_values
 from risk.breaker import TripReason
-from risk.services import breaker_open
+from risk.models import GLOBAL_SCOPE, RiskState
+from risk.services import breaker_close, breaker_open
 from trading.enums import ORDER_OPEN_STATUSES, AccountMode, IncidentKind, OrderSide
 from trading.gateways import gateway_for
 from trading.gateways.base import BalanceReport, Gateway, VenueError
@@ -57,7 +64,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-DRIFT_GUARD = timedelta(seconds=5)  # a venue read's duration plus the venue's clock offset, with margin
+DRIFT_GUARD = timedelta(seconds=2)  # a venue read's duration, with margin (the clock offset is corrected)
 
 GatewayFactory = Callable[[ExchangeAccount], Gateway]
 
@@ -145,13 +152,20 @@ def balance_drifts(
 
 @transaction.atomic
 def account_balances_sync(
-    *, account: ExchangeAccount, reports: list[BalanceReport], now: datetime | None = None, check_drift: bool = True
+    *,
+    account: ExchangeAccount,
+    reports: list[BalanceReport],
+    now: datetime | None = None,
+    check_drift: bool = True,
+    venue_offset_ms: int | None = None,
 ) -> list[BalanceDrift]:
     """Write the venue's balances of one account; returns the drift found (live accounts only).
 
-    ``now`` is when the venue read of ``reports`` started (default: now).
+    ``now`` is when the venue read of ``reports`` started (default: now), and ``venue_offset_ms`` the
+    venue's clock minus ours as the gateway measured it (None: taken as 0).
     """
     now = now or timezone.now()
+    venue_now = now + timedelta(milliseconds=venue_offset_ms or 0)
     if account.mode == AccountMode.PAPER:
         # The rows are the paper venue: writing back what was read could undo a fill made in between.
         AccountBalance.objects.filter(account=account).update(synced_at=now)
@@ -170,7 +184,7 @@ def account_balances_sync(
     in_flight = Order.objects.filter(account=account, status__in=ORDER_OPEN_STATUSES).exists()
     if check_drift and synced_before and not in_flight:
         # Fills of orders still open may not all be recorded yet, so drift is only judged at rest.
-        since = min(synced_before)
+        since = min(row.synced_at_venue or row.synced_at for row in rows.values() if row.synced_at is not None)
         if not Fill.objects.filter(
             order__account_id=account.pk, filled_at__range=(since - DRIFT_GUARD, since + DRIFT_GUARD)
         ).exists():
@@ -182,7 +196,8 @@ def account_balances_sync(
         row.free = report.free if report is not None else ZERO
         row.locked = report.locked if report is not None else ZERO
         row.synced_at = now
-        row.save(update_fields=["free", "locked", "synced_at", "updated_at"])
+        row.synced_at_venue = venue_now
+        row.save(update_fields=["free", "locked", "synced_at", "synced_at_venue", "updated_at"])
     balance_cache_drop_on_commit((account.pk, asset) for asset in rows)
     return drifts
 
@@ -207,7 +222,7 @@ def _drift_record(account: ExchangeAccount, drifts: list[BalanceDrift]) -> None:
             tripped.append(drift.asset)
     if tripped:
         logger.warning("balance drift on %s (%s) above %s: opening the breaker", account, tripped, threshold)
-        breaker_open(reason=TripReason.RECONCILIATION_DRIFT)
+        breaker_open(reason=TripReason.RECONCILIATION_DRIFT, cooldown_seconds=config_values()["breaker_cooldown_s"])
 
 
 def balances_sync(
@@ -219,21 +234,42 @@ def balances_sync(
     if account_ids is not None:
         accounts = accounts.filter(pk__in=list(account_ids))
     result: dict[int, list[BalanceDrift]] = {}
+    judged_live: list[bool] = []
     for account in accounts:
         read_at = timezone.now()
         try:
-            reports = _fetch_balances(factory(account))
+            reports, offset_ms = _fetch_balances(factory(account))
         except VenueError as exc:
             logger.warning("balance sync of %s skipped: %s", account, exc)
+            if account.mode == AccountMode.LIVE:
+                judged_live.append(False)
             continue
-        result[account.pk] = account_balances_sync(account=account, reports=reports, now=read_at)
+        result[account.pk] = account_balances_sync(
+            account=account, reports=reports, now=read_at, venue_offset_ms=offset_ms
+        )
+        if account.mode == AccountMode.LIVE:
+            judged_live.append(not result[account.pk])
+    if account_ids is None and judged_live and all(judged_live):
+        drift_breaker_close_if_clear()
     return result
 
 
-def _fetch_balances(gateway: Gateway) -> list[BalanceReport]:
-    async def fetch() -> list[BalanceReport]:
+def drift_breaker_close_if_clear() -> bool:
+    """Close the desk breaker that balance drift opened, once a sync of every live account found none."""
+    state = RiskState.objects.filter(account=GLOBAL_SCOPE, symbol="").first()
+    if state is None or not state.breaker_open or state.breaker_reason != TripReason.RECONCILIATION_DRIFT:
+        return False
+    logger.warning("balance sync found no drift on any live account: closing the drift breaker")
+    breaker_close(note="a later balance sync found no drift on any live account")
+    return True
+
+
+def _fetch_balances(gateway: Gateway) -> tuple[list[BalanceReport], int | None]:
+    """The balances, and the venue's clock offset the gateway measured meanwhile."""
+
+    async def fetch() -> tuple[list[BalanceReport], int | None]:
         try:
-            return await gateway.balances()
+            return await gateway.balances(), gateway.time_offset_ms
         finally:
             await gateway.close()
 

@@ -263,6 +263,9 @@ class AccountBalance(models.Model):
     reserved = MoneyField(default=0, help_text="Held locally for executions not yet placed.")
     updated_at = models.DateTimeField(auto_now=True)
     synced_at = models.DateTimeField(null=True, blank=True)
+    synced_at_venue = models.DateTimeField(
+        null=True, blank=True, help_text="When the last sync's read started, on the venue's clock (fill times are)."
+    )
 
     class Meta:
         ordering = ["account", "asset"]

@@ -104,3 +104,47 @@ def test_drift_is_not_judged_while_a_fill_lies_within_the_guard_of_the_last_sync
     found = balances_sync(account_ids=[account.pk], gateway_factory=factory)[account.pk]
 
     assert [(d.asset, d.drift) for d in found] == [("USDT", D("-100"))]
+
+
+def test_a_venue_clock_ten_seconds_ahead_makes_no_false_drift(live):
+    """Fill times are the venue's clock: the sync compares them with its read on that clock too."""
+    account, venue_side = live
+    offset_ms = 10_000
+    read_at = timezone.now()
+    # The first sync: the venue's clock was 10 s ahead of ours when it read.
+    reports = [BalanceReport("USDT", D("1000"), D(0)), BalanceReport("BTC", D(0), D(0))]
+    account_balances_sync(account=account, reports=reports, now=read_at, venue_offset_ms=offset_ms)
+    # A fill the venue made 5 s before that read (its time is 5 s AFTER the read on our clock): it is in the
+    # balance read above, and in the next.
+    _buy(account, venue_side, at=read_at + timedelta(milliseconds=offset_ms) - timedelta(seconds=5))
+    after = [BalanceReport("USDT", D("1000"), D(0)), BalanceReport("BTC", D(0), D(0))]
+    AccountBalance.objects.filter(account=account).update(free=D(0))  # what the first sync wrote, restored below
+    AccountBalance.objects.filter(account=account, asset="USDT").update(free=D("1000"))
+
+    found = account_balances_sync(
+        account=account, reports=after, now=read_at + timedelta(seconds=30), venue_offset_ms=offset_ms
+    )
+
+    assert found == []
+    assert not _drift_incidents()
+
+
+def test_the_breaker_that_drift_opened_closes_itself_when_a_later_sync_finds_none(live):
+    from arbitragex.models import AuditLog
+    from risk.breaker import TripReason
+    from risk.models import GLOBAL_SCOPE, RiskState
+
+    account, venue_side = live
+    RiskState.objects.get_or_create(account=GLOBAL_SCOPE, symbol="")
+    factory = _gateways(account, venue_side)
+    fund(venue_side, "USDT", "900")  # 100 USDT left the venue account behind our back
+    balances_sync(gateway_factory=factory)
+    tripped = RiskState.objects.get(account=GLOBAL_SCOPE, symbol="")
+    assert tripped.breaker_open and tripped.breaker_reason == TripReason.RECONCILIATION_DRIFT
+    assert tripped.breaker_until is not None  # with a cooldown, not open until a person closes it
+
+    balances_sync(gateway_factory=factory)  # the stored balance is the venue's now: no drift
+
+    assert not RiskState.objects.get(account=GLOBAL_SCOPE, symbol="").breaker_open
+    closed = AuditLog.objects.filter(action="breaker.close").latest("pk")
+    assert "no drift" in closed.note and closed.actor is None

@@ -156,3 +156,8 @@ class Gateway(abc.ABC):
 
     async def close(self) -> None:  # noqa: B027  (optional hook; most gateways hold no connection)
         """Release connections."""
+
+    @property
+    def time_offset_ms(self) -> int | None:
+        """The venue's clock minus ours, as last measured (None: not known, or the venue is our own)."""
+        return None
