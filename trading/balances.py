@@ -191,6 +191,7 @@ def account_balances_sync(
             deltas = fill_deltas(account_id=account.pk, since=since)
             drifts = balance_drifts(rows=rows, reports=by_asset, deltas=deltas)
             _drift_record(account, drifts)
+            _drift_resolve(account, clear=set(rows) - {drift.asset for drift in drifts}, now=now)
     for asset, row in rows.items():
         report = by_asset.get(asset)
         row.free = report.free if report is not None else ZERO
@@ -200,6 +201,14 @@ def account_balances_sync(
         row.save(update_fields=["free", "locked", "synced_at", "synced_at_venue", "updated_at"])
     balance_cache_drop_on_commit((account.pk, asset) for asset in rows)
     return drifts
+
+
+def _drift_resolve(account: ExchangeAccount, *, clear: set[str], now: datetime) -> None:
+    """Open drift incidents of assets this sync found as expected: their cause is gone."""
+    if clear:
+        Incident.objects.filter(
+            kind=IncidentKind.BALANCE_DRIFT, account=account, asset__in=clear, resolved_at__isnull=True
+        ).update(resolved_at=now, resolution="a later balance sync found the asset as the fills say it should be")
 
 
 def _drift_record(account: ExchangeAccount, drifts: list[BalanceDrift]) -> None:

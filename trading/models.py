@@ -301,6 +301,7 @@ class Incident(models.Model):
     detail = models.JSONField(default=dict, blank=True)
     detected_at = models.DateTimeField(auto_now_add=True, db_index=True)
     resolved_at = models.DateTimeField(null=True, blank=True)
+    resolution = models.TextField(blank=True, help_text="How it was resolved: by whom, or what made its cause go.")
 
     class Meta:
         ordering = ["-detected_at"]

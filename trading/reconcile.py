@@ -14,6 +14,11 @@ For every enabled account, per symbol it trades or has orders in:
 
 Order incidents are recorded once per client order id while unresolved, so a drift that persists
 does not add a row every run. Orders placed by hand on the venue (ids not in our format) are ignored.
+
+Incidents resolve themselves when their cause is gone (``incidents_resolve``, each run): an order
+incident once its order is final with every fill recorded, a balance drift once a later sync found
+that asset as expected (``trading.balances``), a leg failure once an operator settled its execution.
+The resolution says what made it go. A duplicate at the venue stays for an operator to review.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -32,7 +38,14 @@ from arbitragex.money import fmt
 from marketdata.models import Instrument
 from trading.balances import BalanceDrift, account_balances_sync
 from trading.client_ids import parse_client_order_id
-from trading.enums import ORDER_TERMINAL_STATUSES, IncidentKind, OrderStatus, OrderType, TimeInForce
+from trading.enums import (
+    EXECUTION_FINAL_STATUSES,
+    ORDER_TERMINAL_STATUSES,
+    IncidentKind,
+    OrderStatus,
+    OrderType,
+    TimeInForce,
+)
 from trading.gateways import gateway_for
 from trading.gateways.base import BalanceReport, Gateway, OrderReport, VenueError
 from trading.models import ExchangeAccount, Incident, Order, TradeExecution
@@ -41,7 +54,7 @@ from trading.signals import incident_raised
 from trading.state_machine import UpdateSource
 from trading.sync import SYNCED_STATUSES
 
-__all__ = ["ReconcileResult", "reconcile"]
+__all__ = ["ReconcileResult", "incidents_resolve", "reconcile"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +67,7 @@ class ReconcileResult:
     incidents: list[int] = field(default_factory=list)
     adopted: list[str] = field(default_factory=list)
     balance_drifts: dict[int, list[BalanceDrift]] = field(default_factory=dict)
+    resolved: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -88,7 +102,49 @@ def reconcile(*, gateway_factory: GatewayFactory | None = None, now: datetime | 
             result.balance_drifts[account.pk] = account_balances_sync(
                 account=account, reports=view.balances, now=view.balances_read_at or now
             )
+    result.resolved = incidents_resolve(now=timezone.now())
     return result
+
+
+_ORDER_INCIDENTS = (
+    IncidentKind.ORDER_MISSING_AT_VENUE,
+    IncidentKind.ORDER_STATUS_DRIFT,
+    IncidentKind.ORDER_UNKNOWN_LOCALLY,
+)
+
+
+@transaction.atomic
+def incidents_resolve(*, now: datetime) -> list[int]:
+    """Resolve the open incidents whose cause is gone; returns their ids."""
+    resolved: list[int] = []
+    for incident in (
+        Incident.objects.select_for_update(of=("self",))
+        .filter(resolved_at__isnull=True)
+        .exclude(kind__in=[IncidentKind.BALANCE_DRIFT, IncidentKind.DUPLICATE_AT_VENUE])
+        .select_related("order", "execution")
+        .order_by("pk")
+    ):
+        resolution = _cause_gone(incident)
+        if resolution is not None:
+            incident.resolved_at, incident.resolution = now, resolution
+            incident.save(update_fields=["resolved_at", "resolution"])
+            resolved.append(incident.pk)
+    if resolved:
+        logger.info("incidents resolved, their cause gone: %s", resolved)
+    return resolved
+
+
+def _cause_gone(incident: Incident) -> str | None:
+    if incident.kind in _ORDER_INCIDENTS and incident.order is not None:
+        order = incident.order
+        recorded = sum((fill.qty for fill in order.fills.all()), Decimal(0))
+        if order.status in ORDER_TERMINAL_STATUSES and recorded == order.filled_qty:
+            return f"order {order.client_order_id} is {order.status} with every fill recorded ({fmt(recorded) or 0})"
+    if incident.kind == IncidentKind.LEG_FAILURE and incident.execution is not None:
+        execution = incident.execution
+        if execution.status in EXECUTION_FINAL_STATUSES:
+            return f"execution {execution.pk} was settled as {execution.status}"
+    return None
 
 
 def _fetch(gateway: Gateway, symbols: list[str], local_open: dict[str, Order]) -> _VenueView:
@@ -180,6 +236,7 @@ def _orders_compare(
                 venue_value=queried.status,
                 detail={"client_order_id": cid, "note": "corrected from the venue"},
                 resolved_at=timezone.now(),
+                resolution="the order was corrected from the venue's report",
             )
             incident_raised.send(sender=Incident, incident=corrected)
             result.incidents.append(corrected.pk)

@@ -148,3 +148,5 @@ def test_the_breaker_that_drift_opened_closes_itself_when_a_later_sync_finds_non
     assert not RiskState.objects.get(account=GLOBAL_SCOPE, symbol="").breaker_open
     closed = AuditLog.objects.filter(action="breaker.close").latest("pk")
     assert "no drift" in closed.note and closed.actor is None
+    (drift,) = _drift_incidents()  # resolved too, saying what made it go
+    assert drift.resolved_at is not None and "as the fills say" in drift.resolution

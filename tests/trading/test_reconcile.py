@@ -16,11 +16,11 @@ from tests.trading.gateway_contract import limit
 from tests.trading.lifecycle_support import SYMBOL, configure, fund, make_desk, make_venue
 from trading import services
 from trading.client_ids import client_order_id
-from trading.enums import AccountMode, IncidentKind, OrderLeg, OrderSide, OrderStatus
+from trading.enums import AccountMode, ExecutionStatus, IncidentKind, OrderLeg, OrderSide, OrderStatus
 from trading.gateways.paper import PaperGateway, PaperVenue
-from trading.models import AccountBalance, Incident, Order
+from trading.models import AccountBalance, Incident, Order, TradeExecution
 from trading.placement import execution_place
-from trading.reconcile import reconcile
+from trading.reconcile import incidents_resolve, reconcile
 
 D = Decimal
 
@@ -192,3 +192,33 @@ def test_a_paper_account_never_drifts_from_itself(desk, placed):
     reconcile()
 
     assert not incidents(IncidentKind.BALANCE_DRIFT)
+
+
+# --- incidents resolve themselves ----------------------------------------------------------------------------
+
+
+def test_an_order_incident_resolves_once_its_order_is_final_with_every_fill(db):
+    order = OrderFactory(status=OrderStatus.UNKNOWN)
+    incident = Incident.objects.create(kind=IncidentKind.ORDER_MISSING_AT_VENUE, order=order, account=order.account)
+
+    assert incidents_resolve(now=timezone.now()) == []  # still UNKNOWN: the cause is there
+    Order.objects.filter(pk=order.pk).update(status=OrderStatus.FILLED, filled_qty=order.quantity)
+    assert incidents_resolve(now=timezone.now()) == []  # final, but its fill is not recorded yet
+    FillFactory(order=order, qty=order.quantity)
+    resolved = incidents_resolve(now=timezone.now())
+
+    incident.refresh_from_db()
+    assert resolved == [incident.pk] and incident.resolved_at is not None
+    assert incident.resolution == f"order {order.client_order_id} is FILLED with every fill recorded (0.01)"
+
+
+def test_a_leg_failure_resolves_once_its_execution_is_settled(db):
+    execution = TradeExecutionFactory(status=ExecutionStatus.NEEDS_ATTENTION)
+    incident = Incident.objects.create(kind=IncidentKind.LEG_FAILURE, execution=execution)
+    assert incidents_resolve(now=timezone.now()) == []
+
+    TradeExecution.objects.filter(pk=execution.pk).update(status=ExecutionStatus.UNWOUND)
+
+    assert incidents_resolve(now=timezone.now()) == [incident.pk]
+    incident.refresh_from_db()
+    assert incident.resolution == f"execution {execution.pk} was settled as UNWOUND"
