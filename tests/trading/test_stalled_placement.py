@@ -71,10 +71,14 @@ def test_a_worker_frozen_between_claim_and_send_past_the_visibility_timeout_neve
     assert execution.status == ExecutionStatus.COMPLETED, execution.error_message
     placed = {leg.code: len(leg.orders()) for leg in desk.legs}
 
+    resumed_at = len(frozen.lines)
     frozen.resume()
     # The resumed run finishes its task (or asks for a retry): it must leave every venue as it was.
     wait_for(
-        lambda: re.search(r"execution_place_orders\[[^\]]+\] (succeeded|retry)", frozen.log()) is not None,
+        lambda: (
+            re.search(r"execution_place_orders\[[^\]]+\] (succeeded|retry)", "".join(frozen.lines[resumed_at:]))
+            is not None
+        ),
         DONE_TIMEOUT_S,
         "the resumed run to end",
         frozen,
