@@ -52,7 +52,6 @@ from arbitragex.money import ZERO, fmt, to_storage
 from arbitragex.services import config_set
 from marketdata import cache as quote_cache
 from marketdata.models import Venue
-from marketdata.types import Quote
 from risk.models import GLOBAL_SCOPE, RiskState
 from tests.chaos.processes import (
     ManagedProcess,
@@ -78,6 +77,7 @@ from trading.enums import (
 from trading.models import AccountBalance, ExchangeAccount, Fill, Incident, Order, TradeExecution
 from trading.state_machine import status_from_binance
 from trading.sync import instruments_sync
+from venues.types import Quote
 
 D = Decimal
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
