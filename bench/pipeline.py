@@ -69,8 +69,8 @@ def _specs() -> dict[str, dict[str, Any]]:
 
 def load_frames(data_dir: Path) -> list[Any]:
     """Every line of the four captures as a ``RawFrame``, merged by receive time (loaded before timing)."""
-    from marketdata.feeds.recorded import iter_raw_lines
     from venues.feed import RawFrame
+    from venues.simulated.recorded import iter_raw_lines
 
     def one(name: str, venue: str, symbol: str) -> Iterator[tuple[int, Any]]:
         for recv_ns, raw in iter_raw_lines(data_dir / "market" / name):
@@ -105,7 +105,7 @@ class ReplayFeed:
 
 
 def _cold() -> None:
-    from marketdata.parsing import caches_clear
+    from venues.binance.parsing import caches_clear
 
     caches_clear()
     gc.collect()
@@ -120,7 +120,8 @@ def bare_parse(frames: list[Any]) -> float:
 
 
 def strict_parse(frames: list[Any]) -> float:
-    from marketdata.parsing import MalformedFrame, parse_frame
+    from venues.binance.parsing import parse_frame
+    from venues.feed import MalformedFrame
 
     malformed = 0
     _cold()
@@ -136,7 +137,8 @@ def strict_parse(frames: list[Any]) -> float:
 def parse_and_books(frames: list[Any]) -> float:
     """The strict parse plus the order books, with nothing else of the pipeline."""
     from marketdata.books import BookOutOfSync, OrderBook
-    from marketdata.parsing import MalformedFrame, parse_frame
+    from venues.binance.parsing import parse_frame
+    from venues.feed import MalformedFrame
     from venues.types import DepthSnapshot, DepthUpdate, Quote
 
     books = {(venue, symbol): OrderBook(venue, symbol) for venue, symbol in CAPTURES.values()}
@@ -169,6 +171,7 @@ async def _pipeline_run(frames: list[Any], *, detect_every: int) -> tuple[float,
     from marketdata.klines import KlineAggregator
     from marketdata.stream import CacheWriter, FeedSource, HandlerResult, Pipeline, StreamRunner, StreamSettings
     from venues.feed import Feed
+    from venues.registry import family_get
 
     config = {**settings.CHANNEL_LAYERS["default"]["CONFIG"], "prefix": f"{settings.KEY_PREFIX}:bench:asgi"}
     layer = RedisChannelLayer(**config)
@@ -185,6 +188,7 @@ async def _pipeline_run(frames: list[Any], *, detect_every: int) -> tuple[float,
         debouncer=Debouncer(rate_change_bps=D(2), refire_interval_ms=5000, close_grace_ms=1000),
         klines=KlineAggregator(),
         wall_clock=False,
+        frame_parsers=dict.fromkeys(venues, family_get("binance").frame_parser),  # recorded Binance frames
     )
     handled = []
 

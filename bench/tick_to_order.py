@@ -127,7 +127,7 @@ def _baseline_accounts() -> list[dict[str, Any]]:
 
 async def _bare_orders(venues: list[dict[str, Any]], count: int) -> dict[str, Any]:
     """python-binance alone: a LIMIT IOC round trip on one venue, and two at once on both."""
-    from marketdata.feeds.binance import binance_client_class
+    from venues.binance.client import binance_client_class
 
     clients = [
         await binance_client_class(rest_url=venue["rest_url"]).create(f"baseline-{index}", f"baseline-secret-{index}")

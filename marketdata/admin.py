@@ -11,6 +11,7 @@ from django.http import HttpRequest
 
 from arbitragex.admin_utils import LargeTableAdmin
 from marketdata.models import Instrument, Kline, Venue
+from venues.registry import family_get
 
 
 class InstrumentSymbolFilter(admin.SimpleListFilter):
@@ -75,16 +76,15 @@ class VenueAdmin(admin.ModelAdmin):
 
     @admin.action(description="Test connectivity")
     def test_connectivity(self, request: HttpRequest, queryset: QuerySet[Venue]) -> None:
-        # The check goes through trading's gateway; imported here so that marketdata itself keeps
-        # not depending on trading (the admin is an edge).
-        from trading.gateways.binance import venue_connectivity_check
-
+        """The venue's public side (its family's check: ping, server time); an account's keys are tested
+        from *Exchange accounts*."""
         for venue in queryset:
-            if venue.kind != Venue.Kind.BINANCE:
+            check = family_get(venue.kind).connectivity_check
+            if check is None:
                 self.message_user(request, f"{venue.code}: a {venue.kind} venue has no connection to test",
                                   messages.WARNING)  # fmt: skip
                 continue
-            report = async_to_sync(venue_connectivity_check)(venue)
+            report = async_to_sync(check)(venue, None)
             self.message_user(request, report.summary(), messages.SUCCESS if report.ok else messages.ERROR)
 
 

@@ -39,8 +39,9 @@ from pathlib import Path
 from statistics import median
 from typing import Literal
 
-from marketdata.feeds.recorded import iter_capture
-from marketdata.parsing import MalformedFrame, parse_message
+from venues.binance.parsing import parse_message
+from venues.feed import MalformedFrame
+from venues.simulated.recorded import iter_capture
 from venues.types import Quote
 
 __all__ = [

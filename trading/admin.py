@@ -5,6 +5,7 @@ import re
 import uuid
 from typing import Any
 
+from asgiref.sync import async_to_sync
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -21,6 +22,7 @@ from arbitragex.errors import ApplicationError
 from arbitragex.money import fmt
 from arbitragex.services import audit_record
 from marketdata.admin import InstrumentSymbolFilter
+from trading.enums import AccountMode
 from trading.models import (
     AccountBalance,
     ArbitrageOpportunity,
@@ -33,6 +35,7 @@ from trading.models import (
     PaperOrder,
     TradeExecution,
 )
+from venues.registry import family_get
 
 # Venue API keys and secrets are printable ASCII: whitespace or a control character would end up in an
 # HTTP header (the key) or in what is signed (the secret), and no venue would accept it.
@@ -95,10 +98,23 @@ class ExchangeAccountAdmin(admin.ModelAdmin):
     search_fields = ["name", "api_key"]
     readonly_fields = ["secret", "created_at", "updated_at"]
     inlines = [BalanceInline]
+    actions = ["test_connectivity"]
 
     @admin.display(description="API secret")
     def secret(self, obj: ExchangeAccount) -> str:
         return obj.api_secret_masked or "—"
+
+    @admin.action(description="Test connectivity (the venue, then the account's keys)")
+    def test_connectivity(self, request: HttpRequest, queryset: QuerySet[ExchangeAccount]) -> None:
+        for account in queryset.select_related("venue"):
+            check = family_get(account.venue.kind).connectivity_check
+            if check is None or account.mode != AccountMode.LIVE:
+                self.message_user(request, f"{account.name}: a {account.mode} account on a {account.venue.kind} venue "
+                                  "has no connection to test", messages.WARNING)  # fmt: skip
+                continue
+            report = async_to_sync(check)(account.venue, account)
+            self.message_user(request, f"{account.name}: {report.summary()}",
+                              messages.SUCCESS if report.ok else messages.ERROR)  # fmt: skip
 
 
 @admin.register(ArbitrageOpportunity)

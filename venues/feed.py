@@ -16,7 +16,24 @@ from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from venues.types import MarketEvent
 
-__all__ = ["Feed", "FeedFactory", "FeedItem", "FeedRequest", "FeedUnavailable", "FeedVenue", "RawFrame"]
+__all__ = [
+    "BOOK_TICKER",
+    "DEPTH_SNAPSHOT",
+    "DEPTH_UPDATE",
+    "KLINE",
+    "TRADE",
+    "Feed",
+    "FeedFactory",
+    "FeedItem",
+    "FeedRequest",
+    "FeedUnavailable",
+    "FeedVenue",
+    "FrameParser",
+    "FrameValues",
+    "MalformedFrame",
+    "RawFrame",
+    "UnsupportedEvent",
+]
 
 
 class RawFrame(NamedTuple):
@@ -84,3 +101,34 @@ FeedFactory = Callable[[FeedRequest], Feed]
 
 class FeedUnavailable(Exception):
     """No feed can be built for a venue kind in this build (its module is missing)."""
+
+
+# --- the fast parse of raw frames ---------------------------------------------------------------------------
+# A family whose feed yields ``RawFrame`` values gives the stream a ``FrameParser``: it checks a frame as
+# strictly as building the event would, but hands back a plain tuple whose first item says its kind, which
+# the stream puts straight into its book (no event object on the hot path).
+
+
+class MalformedFrame(ValueError):
+    """A frame or payload that cannot be turned into a market-data value."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+class UnsupportedEvent(MalformedFrame):
+    """A well-formed frame of a kind this parser does not handle (aggTrade, 24hrTicker, a reply)."""
+
+
+# The kinds of frame_values' tuples (their first item).
+BOOK_TICKER = 0
+DEPTH_UPDATE = 1
+DEPTH_SNAPSHOT = 2
+TRADE = 3
+KLINE = 4
+
+FrameValues = tuple[Any, ...]
+
+FrameParser = Callable[[Any, str, int, str | None], FrameValues]
+"""``(payload, venue, received_ts_ms, symbol) -> FrameValues``; raises ``MalformedFrame``/``UnsupportedEvent``."""

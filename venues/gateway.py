@@ -16,9 +16,37 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any, Protocol
 
 from arbitragex.errors import ApplicationError, ErrorCode
 from venues.types import OrderSide, OrderStatus, OrderType, TimeInForce
+
+
+class VenueSettings(Protocol):
+    """How to reach a venue: what an adapter reads of the platform's ``Venue`` (marketdata owns the row)."""
+
+    code: str
+    kind: str
+    rest_url: str
+    stream_url: str
+    ws_api_url: str
+    tld: str
+    testnet: bool
+    default_taker_fee: Decimal
+    default_maker_fee: Decimal
+
+
+class AccountSettings(Protocol):
+    """One account at a venue: what an adapter reads of the platform's ``ExchangeAccount`` (trading owns it)."""
+
+    pk: Any
+    name: str
+    api_key: str
+
+    @property
+    def venue(self) -> VenueSettings: ...
+
+    def get_api_secret(self) -> str: ...
 
 
 class VenueError(ApplicationError):
@@ -161,3 +189,14 @@ class Gateway(abc.ABC):
     def time_offset_ms(self) -> int | None:
         """The venue's clock minus ours, as last measured (None: not known, or the venue is our own)."""
         return None
+
+
+@dataclass
+class ConnectivityReport:
+    venue: str
+    ok: bool = True
+    checks: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        state = "OK" if self.ok else "FAILED"
+        return f"{self.venue}: {state}: " + "; ".join(self.checks)

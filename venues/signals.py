@@ -15,3 +15,8 @@ venue_banned = Signal()
 # The weight used in the venue's current 1-minute window, as last counted (written for the health page
 # about once every few seconds per process). kwargs: venue_code (str), used_weight (int).
 venue_weight_used = Signal()
+
+# How a venue's market stream fares, reported now and then by its feed: reconnects since the last report
+# and the time of the last event (or None). kwargs: venue_code (str), reconnects (int),
+# last_event_at (aware datetime or None).
+venue_stream_health = Signal()

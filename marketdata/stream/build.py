@@ -19,13 +19,13 @@ from django.conf import settings
 
 from arbitragex.services import config_values
 from marketdata.detection import Debouncer, DetectionConfig
-from marketdata.feeds import feed_factory_get
 from marketdata.klines import KlineAggregator, klines_upsert
 from marketdata.models import Instrument, Venue
 from marketdata.stream.handoff import OpportunityHandler, handler_load
 from marketdata.stream.pipeline import Pipeline
 from marketdata.stream.runner import FeedSource, RuntimeConfig, StreamReport, StreamRunner, StreamSettings
-from venues.feed import Feed, FeedFactory, FeedRequest, FeedUnavailable, FeedVenue
+from venues.feed import Feed, FeedFactory, FeedRequest, FeedVenue, FrameParser
+from venues.registry import VenueKindUnknown, family_get
 from venues.types import InstrumentSpec
 
 __all__ = [
@@ -198,9 +198,14 @@ def stream_plan(
             options=dict((feed_options or {}).get(kind, {})),
         )
         try:
-            feeds.append(PlannedFeed(feed_factory_get(kind), request))
-        except FeedUnavailable as exc:
+            factory = family_get(kind).feed
+        except VenueKindUnknown as exc:
             unavailable[kind] = str(exc)
+            continue
+        if factory is None:
+            unavailable[kind] = f"the {kind} family streams no market data"
+            continue
+        feeds.append(PlannedFeed(factory, request))
     return StreamPlan(
         shard=shard,
         shard_source=source,
@@ -233,6 +238,13 @@ def venues_touch(codes: set[str], at: datetime) -> None:
     Venue.objects.filter(code__in=codes).update(last_event_at=at)
 
 
+def _frame_parser(kind: str) -> FrameParser | None:
+    try:
+        return family_get(kind).frame_parser
+    except VenueKindUnknown:
+        return None
+
+
 def stream_runner_build(
     plan: StreamPlan,
     options: StreamOptions,
@@ -256,6 +268,7 @@ def stream_runner_build(
         ),
         klines=KlineAggregator(),
         mid_kline_venues=[venue.code for venue in streamed if venue.kind == Venue.Kind.SIMULATED],
+        frame_parsers={venue.code: parser for venue in streamed if (parser := _frame_parser(venue.kind))},
         # Unpaced (replay) runs price quotes by their own receive times.
         wall_clock=bool(plan.speed),
     )

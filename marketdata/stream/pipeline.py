@@ -28,17 +28,17 @@ from arbitragex.money import fmt
 from marketdata.books import BookOutOfSync, OrderBook
 from marketdata.detection import Debouncer, DetectionConfig, Rejection, detect_opportunity
 from marketdata.klines import KlineAggregator
-from marketdata.parsing import (
+from marketdata.types import DetectedOpportunity
+from venues.feed import (
     BOOK_TICKER,
     DEPTH_SNAPSHOT,
     DEPTH_UPDATE,
     TRADE,
+    FrameParser,
     MalformedFrame,
+    RawFrame,
     UnsupportedEvent,
-    frame_values,
 )
-from marketdata.types import DetectedOpportunity
-from venues.feed import RawFrame
 from venues.types import DepthSnapshot, DepthUpdate, InstrumentSpec, KlineTick, Quote, TradeTick
 
 __all__ = ["Pipeline", "PipelineStats", "quote_payload"]
@@ -127,7 +127,10 @@ class Pipeline:
         wall_clock: bool = True,
         book_depth: int = 20,
         on_out_of_sync: Callable[[str, str], None] | None = None,
+        frame_parsers: Mapping[str, FrameParser] | None = None,
     ) -> None:
+        """``frame_parsers``: venue code -> its family's fast parse of raw frames (``venues.feed``); a raw
+        frame of a venue without one is ignored."""
         self.books: dict[tuple[str, str], OrderBook] = {pair: OrderBook(*pair) for pair in pairs}
         self.symbols = tuple(sorted({symbol for _, symbol in self.books}))
         self.venues = tuple(sorted({venue for venue, _ in self.books}))
@@ -140,6 +143,7 @@ class Pipeline:
         self.wall_clock = wall_clock
         self.book_depth = book_depth
         self.on_out_of_sync = on_out_of_sync
+        self.frame_parsers: dict[str, FrameParser] = dict(frame_parsers or {})
         self.stats = PipelineStats()
         self.event_clock_ms = 0
         # symbol -> venue -> the latest top of book: what detection prices.
@@ -175,8 +179,12 @@ class Pipeline:
         # into the book; no event dataclass is built for the common kinds. It does what the _on_* handlers
         # do with the parsed event.
         venue, payload, received_ts_ms, symbol = item
+        parse = self.frame_parsers.get(venue)
+        if parse is None:
+            stats.ignored += 1
+            return
         try:
-            values = frame_values(payload, venue, received_ts_ms, symbol)
+            values = parse(payload, venue, received_ts_ms, symbol)
         except UnsupportedEvent:
             stats.unsupported += 1
             return

@@ -75,8 +75,8 @@ from trading.enums import (
     OrderStatus,
 )
 from trading.models import AccountBalance, ExchangeAccount, Fill, Incident, Order, TradeExecution
-from trading.state_machine import status_from_binance
 from trading.sync import instruments_sync
+from venues.binance.status import status_from_binance
 from venues.types import Quote
 
 D = Decimal

@@ -21,8 +21,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from marketdata.detection import DetectionConfig
-from marketdata.feeds.binance import BinanceFeed
-from marketdata.parsing import MalformedFrame, UnsupportedEvent, parse_frame, parse_message
 from marketdata.stream.pipeline import Pipeline
 from tests.fakevenue import FakeVenue
 from tests.fakevenue import fixtures as fakevenue_fixtures
@@ -37,8 +35,11 @@ from tests.fuzz.hostile import (
     mutate,
 )
 from tests.trading.binance_support import limiter_keys_drop
-from venues.feed import FeedRequest, FeedVenue, RawFrame
+from venues.binance.feed import BinanceFeed
+from venues.binance.parsing import parse_frame, parse_message
+from venues.feed import FeedRequest, FeedVenue, MalformedFrame, RawFrame, UnsupportedEvent
 from venues.ratelimit import RateLimiter
+from venues.registry import family_get
 from venues.types import InstrumentSpec
 
 fake_venue = fakevenue_fixtures.fake_venue
@@ -187,6 +188,10 @@ def _spec(venue: str) -> InstrumentSpec:
                           taker_fee=D("0.001"), maker_fee=D("0.001"))  # fmt: skip
 
 
+# The frames are Binance's: the pipeline parses them with that family's fast parse.
+BINANCE_FRAMES = family_get("binance").frame_parser
+
+
 def _pipeline() -> Pipeline:
     venues = (VENUE, "fuzz-other")
     return Pipeline(
@@ -194,6 +199,7 @@ def _pipeline() -> Pipeline:
         specs={"BTCUSDT": {venue: _spec(venue) for venue in venues}},
         detection=DetectionConfig(min_profit_rate=D(0), max_notional=D(1000), max_quote_age_ms=60_000),
         wall_clock=False,
+        frame_parsers=dict.fromkeys(venues, BINANCE_FRAMES),
     )
 
 
@@ -290,7 +296,10 @@ async def feed(fake_venue: FakeVenue, fast_binance_websockets: None) -> AsyncIte
         options={"reconnect_min_s": 0.1, "reconnect_max_s": 0.5},
     )
     feed = BinanceFeed(request, rate_limiter=lambda c: RateLimiter(c, "marketdata", record_health=False))
-    pipeline = Pipeline(pairs=[(code, "BTCUSDT")], specs={}, detection=DetectionConfig(D(0), D(1000), 60_000))
+    pipeline = Pipeline(
+        pairs=[(code, "BTCUSDT")], specs={}, detection=DetectionConfig(D(0), D(1000), 60_000),
+        frame_parsers={code: BINANCE_FRAMES},
+    )  # fmt: skip
     pipeline.on_out_of_sync = feed.resync
 
     async def consume() -> None:

@@ -19,17 +19,18 @@ from binance import AsyncClient
 from django.db import connections
 
 from marketdata.detection import DetectionConfig
-from marketdata.feeds import feed_factory_get
-from marketdata.feeds.binance import BinanceFeed, binance_client_class, feed_create, socket_manager_create
-from marketdata.feeds.recorded import market_capture_path
 from marketdata.models import Venue
 from marketdata.stream.pipeline import Pipeline
 from tests.factories import VenueFactory
 from tests.fakevenue import FakeVenue
 from tests.fakevenue import fixtures as fakevenue_fixtures
 from tests.trading.binance_support import limiter_keys_drop
+from venues.binance.client import binance_client_class, socket_manager_create
+from venues.binance.feed import BinanceFeed, feed_create, venue_health_report
 from venues.feed import FeedRequest, FeedVenue
 from venues.ratelimit import RateLimiter
+from venues.registry import family_get
+from venues.simulated.recorded import market_capture_path
 from venues.types import DepthSnapshot, DepthUpdate, KlineTick, Quote, TradeTick
 
 fake_venue = fakevenue_fixtures.fake_venue
@@ -55,7 +56,10 @@ class Consumer:
     def __init__(self, feed: BinanceFeed, code: str, symbols: tuple[str, ...]) -> None:
         self.feed = feed
         self.code = code
-        self.pipeline = Pipeline(pairs=[(code, s) for s in symbols], specs={}, detection=ANY)
+        self.pipeline = Pipeline(
+            pairs=[(code, s) for s in symbols], specs={}, detection=ANY,
+            frame_parsers={code: family_get("binance").frame_parser},
+        )  # fmt: skip
         self.pipeline.on_out_of_sync = feed.resync
         self.counts: Counter[type] = Counter()
         self.last: dict[type, Any] = {}
@@ -330,7 +334,7 @@ async def test_a_replay_at_10x_causes_no_queue_overflow_and_no_reconnect(start, 
 def test_the_feed_is_registered_for_binance_venues():
     request = FeedRequest(kind="binance", venues=(FeedVenue(code="b", kind="binance", symbols=("BTCUSDT",)),))
 
-    assert feed_factory_get("binance") is feed_create
+    assert family_get("binance").feed is feed_create
     assert isinstance(feed_create(request), BinanceFeed)
 
 
@@ -350,7 +354,7 @@ async def test_a_local_stream_url_wins_over_testnet():
 async def test_venue_health_is_written_periodically(transactional_db, start, fake_venue, venue_code, ticking):
     await sync_to_async(VenueFactory)(code=venue_code, kind=Venue.Kind.BINANCE)
     try:
-        consumer = await start(health_writer="default", health_interval_s=0.2, reconnect_min_s=0.05)
+        consumer = await start(health_writer=venue_health_report, health_interval_s=0.2, reconnect_min_s=0.05)
         ticking()
         await eventually(lambda: consumer.counts[Quote] > 0)
         fake_venue.drop_stream_connections()

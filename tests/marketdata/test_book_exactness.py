@@ -18,18 +18,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from marketdata.books import OrderBook
-from marketdata.parsing import (
-    BOOK_TICKER,
-    DEPTH_UPDATE,
-    TRADE,
-    MalformedFrame,
-    UnsupportedEvent,
-    caches_clear,
-    frame_values,
-    parse_frame,
-    parse_message,
-)
 from tests.fuzz.hostile import JSON_VALUES, PYTHON_VALUES, mutate
+from venues.binance.parsing import caches_clear, frame_values, parse_frame, parse_message
+from venues.feed import BOOK_TICKER, DEPTH_UPDATE, TRADE, MalformedFrame, UnsupportedEvent
 from venues.types import BookLevel, DepthSnapshot, DepthUpdate, Quote
 
 D = Decimal

@@ -7,8 +7,8 @@ from decimal import Decimal
 import pytest
 
 from marketdata.books import BookOutOfSync, OrderBook
-from marketdata.feeds.recorded import iter_raw_lines, market_capture_path
-from marketdata.parsing import parse_frame
+from venues.binance.parsing import parse_frame
+from venues.simulated.recorded import iter_raw_lines, market_capture_path
 from venues.types import BookLevel, DepthSnapshot, DepthUpdate, Quote, Side
 
 D = Decimal

@@ -10,21 +10,20 @@ from pathlib import Path
 import orjson
 import pytest
 
-from marketdata.feeds.recorded import (
-    iter_capture,
-    iter_raw_lines,
-    market_capture_path,
-    read_depth_snapshot,
-    shared_data_dir,
-)
-from marketdata.parsing import (
-    MalformedFrame,
-    UnsupportedEvent,
+from venues.binance.parsing import (
     parse_depth_snapshot,
     parse_frame,
     parse_instrument_spec,
     parse_message,
     parse_rest_book_ticker,
+)
+from venues.feed import MalformedFrame, UnsupportedEvent
+from venues.simulated.recorded import (
+    iter_capture,
+    iter_raw_lines,
+    market_capture_path,
+    read_depth_snapshot,
+    shared_data_dir,
 )
 from venues.types import BookLevel, DepthSnapshot, DepthUpdate, KlineTick, Quote, TradeTick
 

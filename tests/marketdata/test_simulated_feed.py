@@ -12,9 +12,9 @@ import pytest
 
 from marketdata.books import OrderBook
 from marketdata.detection import DetectionConfig, Rejection, RejectionReason, detect_opportunity
-from marketdata.feeds.recorded import iter_capture, market_capture_path
-from marketdata.feeds.simulated import DEMO, SIMULATED_INSTRUMENTS, SimulatedMarket
 from marketdata.types import DetectedOpportunity
+from venues.simulated.market import DEMO, SIMULATED_INSTRUMENTS, SimulatedMarket
+from venues.simulated.recorded import iter_capture, market_capture_path
 from venues.types import DepthSnapshot, InstrumentSpec, Quote
 
 D = Decimal

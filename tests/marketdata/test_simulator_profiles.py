@@ -18,10 +18,10 @@ import pytest
 from django.test import override_settings
 
 from marketdata.calibration import Dislocation, LeadLag, dislocations_scan, lead_lag
-from marketdata.feeds import SimulatedFeed
-from marketdata.feeds.simulated import DEMO, REALISTIC, SimulatedMarket, SimulationProfile
-from marketdata.feeds.simulated_profiles import PROFILES, LogNormal, profile_get
 from venues.feed import FeedRequest, FeedVenue
+from venues.simulated.feed import SimulatedFeed
+from venues.simulated.market import DEMO, REALISTIC, SimulatedMarket, SimulationProfile
+from venues.simulated.profiles import PROFILES, LogNormal, profile_get
 from venues.types import Quote
 
 D = Decimal

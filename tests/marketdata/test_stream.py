@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -29,7 +30,6 @@ from arbitragex.services import config_set
 from marketdata import cache
 from marketdata.detection import Debouncer, DetectionConfig
 from marketdata.fanout import symbol_group
-from marketdata.feeds import feed_factory_get, feed_register
 from marketdata.models import Kline, Venue
 from marketdata.stream import (
     CacheWriter,
@@ -49,7 +49,8 @@ from tests.processes import clean_environment, short_data_dir
 from trading.enums import OpportunityStatus
 from trading.models import ArbitrageOpportunity
 from trading.opportunities import venue_ids_cache_clear
-from venues.feed import FeedRequest, FeedUnavailable, FeedVenue, RawFrame
+from venues.feed import FeedRequest, FeedVenue, RawFrame
+from venues.registry import family_get, family_register
 from venues.types import DepthSnapshot, DepthUpdate, InstrumentSpec, Quote
 
 D = Decimal
@@ -140,7 +141,11 @@ class ListFeed:
 
 
 def pipeline_for(pairs, specs=None, **kwargs) -> Pipeline:
-    return Pipeline(pairs=pairs, specs=specs or {}, detection=ANY_AGE, wall_clock=False, **kwargs)
+    """A pipeline whose raw frames are Binance's (parsed with that family's fast parse)."""
+    parsers = {venue: family_get("binance").frame_parser for venue, _ in pairs}
+    return Pipeline(
+        pairs=pairs, specs=specs or {}, detection=ANY_AGE, wall_clock=False, frame_parsers=parsers, **kwargs
+    )
 
 
 def run(runner: StreamRunner):
@@ -363,12 +368,6 @@ def test_the_plan_covers_the_shard_on_enabled_venues_and_reports_kinds_without_a
     InstrumentFactory(venue=Venue.objects.get(code="sim-a"), symbol="SOLUSDT", base_asset="SOL")
     binance = VenueFactory(code="bin", kind=Venue.Kind.BINANCE)
     InstrumentFactory(venue=binance, symbol="BTCUSDT")
-    try:
-        feed_factory_get("binance")
-        binance_missing = False
-    except FeedUnavailable:
-        binance_missing = True
-
     plan = stream_plan(seed=3, speed=2.0)
 
     assert plan.shard == ("BTCUSDT",) and plan.shard_source == "STREAM_SHARD"
@@ -381,9 +380,7 @@ def test_the_plan_covers_the_shard_on_enabled_venues_and_reports_kinds_without_a
     assert [venue.code for venue in simulated.venues] == ["sim-a", "sim-b"]
     assert (simulated.seed, simulated.speed) == (3, 2.0)
     assert set(plan.specs["BTCUSDT"]) == {"bin", "sim-a", "sim-b"}
-    if binance_missing:
-        assert "binance" in plan.unavailable
-        assert any("NOT STREAMED" in line and "bin" in line for line in plan.describe())
+    assert plan.unavailable == {}  # every kind has its family
     with pytest.raises(ValueError, match="not an enabled venue: sim-off"):
         stream_plan(venues=["sim-off"])
 
@@ -398,13 +395,14 @@ def test_a_registered_feed_serves_its_venue_kind():
 
     venue = VenueFactory(code="bin", kind=Venue.Kind.BINANCE, stream_url="ws://127.0.0.1:9/ws", testnet=True)
     InstrumentFactory(venue=venue, symbol="ETHUSDT", **ETH_FILTERS)
-    feed_register("binance", factory)
+    binance = family_get("binance")
+    family_register(replace(binance, feed=factory))
     try:
         plan = stream_plan(symbols=["ETHUSDT"])
         feed = plan.feeds[0]
         feed.factory(feed.request)
     finally:
-        feed_register("binance", "marketdata.feeds.binance.feed_create")
+        family_register(binance)
 
     assert seen[0].venues == (
         FeedVenue("bin", "binance", ("ETHUSDT",), D("0.001"), "", "ws://127.0.0.1:9/ws", "com", True),

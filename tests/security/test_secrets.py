@@ -23,8 +23,8 @@ from tests.factories import AccountBalanceFactory, InstrumentFactory
 from tests.fakevenue import fixtures as fakevenue_fixtures
 from tests.trading.binance_support import binance_account_create, binance_venue_create, limiter_keys_drop
 from trading.enums import OrderSide, OrderType, TimeInForce
-from trading.gateways.binance import BinanceGateway, venue_connectivity_check
 from trading.models import ExchangeAccount
+from venues.binance.gateway import BinanceGateway, venue_connectivity_check
 from venues.gateway import OrderRequest, VenueError
 
 fake_venue_thread = fakevenue_fixtures.fake_venue_thread

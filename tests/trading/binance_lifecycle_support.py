@@ -39,9 +39,10 @@ from trading.balances import balances_sync
 from trading.enums import OrderSide
 from trading.models import AccountBalance, ExchangeAccount, Fill, Order, TradeExecution
 from trading.sync import instruments_sync
-from trading.userstream import UserDataHandler, UserDataStream, UserStreamSettings
+from venues.binance.userstream import UserDataStream
 from venues.gateway import BalanceReport, OrderReport
 from venues.types import Quote
+from venues.userdata import UserDataHandler, UserStreamSettings
 
 D = Decimal
 SYMBOL = "BTCUSDT"

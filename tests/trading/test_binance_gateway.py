@@ -28,8 +28,9 @@ from tests.trading.binance_support import binance_account_create, binance_venue_
 from tests.trading.gateway_contract import GatewayContract, Levels, levels, limit, market
 from trading import gateways
 from trading.enums import OrderStatus
-from trading.gateways.binance import BinanceGateway, VenueConnection, binance_order_report
 from trading.models import ExchangeAccount
+from venues.binance.client import VenueConnection
+from venues.binance.gateway import BinanceGateway, binance_order_report
 from venues.gateway import AmbiguousVenueError, BalanceReport, FinalVenueError, RetryableVenueError
 from venues.ratelimit import RateLimit, VenueBannedError
 
@@ -345,7 +346,8 @@ CHILD = r"""
 import asyncio, json, sys, time
 import django
 django.setup()
-from trading.gateways.binance import BinanceGateway, VenueConnection
+from venues.binance.gateway import BinanceGateway
+from venues.binance.client import VenueConnection
 from venues.ratelimit import RateLimiter
 
 code, rest_url = sys.argv[1], sys.argv[2]
@@ -491,20 +493,27 @@ def test_recorded_binance_order_answers_become_reports():
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_admin_tests_a_venues_connectivity(admin_client, fake_venue_thread):
+def test_the_admin_tests_a_venues_connectivity_then_an_accounts_keys(admin_client, fake_venue_thread):
     venue = binance_venue_create(fake_venue_thread)
     fake_venue_thread.add_account(API_KEY, API_SECRET, {"USDT": "10"})
-    binance_account_create(venue, API_KEY, API_SECRET, name="live-one")
+    account = binance_account_create(venue, API_KEY, API_SECRET, name="live-one")
     try:
-        response = admin_client.post(
+        by_venue = admin_client.post(
             reverse("admin:marketdata_venue_changelist"),
             {"action": "test_connectivity", "_selected_action": [venue.pk]},
+            follow=True,
+        )
+        by_account = admin_client.post(
+            reverse("admin:trading_exchangeaccount_changelist"),
+            {"action": "test_connectivity", "_selected_action": [account.pk]},
             follow=True,
         )
     finally:
         limiter_keys_drop(venue.code)
 
-    (message,) = [str(m) for m in get_messages(response.wsgi_request)]
-    assert message.startswith(f"{venue.code}: OK: ping ")
-    assert "account live-one: canTrade=True, 1 funded assets" in message
+    (venue_message,) = [str(m) for m in get_messages(by_venue.wsgi_request)]
+    assert venue_message.startswith(f"{venue.code}: OK: ping ") and "no live account to check" in venue_message
+    (account_message,) = [str(m) for m in get_messages(by_account.wsgi_request)]
+    assert account_message.startswith(f"live-one: {venue.code}: OK: ping ")
+    assert "account live-one: canTrade=True, 1 funded assets" in account_message
     assert fake_venue_thread.count_requests("account") == 1

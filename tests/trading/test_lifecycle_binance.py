@@ -62,7 +62,8 @@ from trading.gateways import gateway_for
 from trading.models import AccountBalance, Incident, Order, TradeExecution
 from trading.orders import OrderApplyResult, order_apply_update
 from trading.placement import execution_place
-from trading.state_machine import UpdateSource, status_from_binance
+from trading.state_machine import UpdateSource
+from venues.binance.status import status_from_binance
 from venues.gateway import OrderReport
 
 pytestmark = pytest.mark.slow

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import sys
 import time
-import types
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from decimal import Decimal
@@ -28,6 +26,7 @@ from trading.enums import AccountMode, OrderStatus
 from trading.gateways.paper import PaperGateway, PaperVenue, balance_cache_key, paper_match_resting
 from trading.models import AccountBalance, ExchangeAccount, PaperFill, PaperOrder
 from venues.gateway import BalanceReport, FinalVenueError, RetryableVenueError
+from venues.registry import family_get
 
 D = Decimal
 SYMBOL = "BTCUSDT"
@@ -297,24 +296,25 @@ def test_gateway_for_a_paper_account_is_the_paper_gateway(account):
     assert isinstance(gateways.gateway_for(account), PaperGateway)
 
 
-def test_gateway_for_a_live_binance_account_imports_the_binance_gateway_lazily(db, monkeypatch):
-    module = types.ModuleType("trading.gateways.binance")
-    module.BinanceGateway = lambda account: ("binance", account.pk)  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "trading.gateways.binance", module)
+def test_gateway_for_a_live_binance_account_is_its_familys_gateway(db):
     account = ExchangeAccountFactory(venue=VenueFactory(kind=Venue.Kind.BINANCE), mode=AccountMode.LIVE)
 
-    assert gateways.gateway_for(account) == ("binance", account.pk)
+    gateway = gateways.gateway_for(account)
+
+    assert type(gateway) is family_get("binance").gateway
+    assert gateway.venue_code == account.venue.code
 
 
-def test_gateway_for_a_live_account_without_the_binance_gateway_says_so(db, monkeypatch):
-    monkeypatch.setattr(gateways, "BINANCE_GATEWAY_MODULE", "trading.gateways.binance_not_installed")
+def test_gateway_for_a_live_account_on_a_kind_no_family_serves_says_so(db):
     account = ExchangeAccountFactory(venue=VenueFactory(kind=Venue.Kind.BINANCE), mode=AccountMode.LIVE)
+    Venue.objects.filter(pk=account.venue_id).update(kind="carrier-pigeon")
+    account.refresh_from_db()
 
     with pytest.raises(ApplicationError) as caught:
         gateways.gateway_for(account)
 
     assert caught.value.code == ErrorCode.INVALID_CONFIG
-    assert "not installed" in caught.value.message
+    assert "no venue family for kind 'carrier-pigeon'" in caught.value.message
 
 
 def test_gateway_for_a_live_account_on_a_simulated_venue_is_refused(db):

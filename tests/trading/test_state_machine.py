@@ -14,8 +14,8 @@ from trading.state_machine import (
     UpdateSource,
     VenueFill,
     apply_update,
-    status_from_binance,
 )
+from venues.binance.status import status_from_binance
 
 S = OrderStatus
 

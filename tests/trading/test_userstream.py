@@ -22,20 +22,14 @@ from tests.fakevenue import FakeVenue
 from tests.fakevenue import fixtures as fakevenue_fixtures
 from tests.trading.binance_support import binance_account_create, binance_venue_create, limiter_keys_drop
 from tests.trading.gateway_contract import limit, market
-from trading import userstream
+from trading import userdata
 from trading.enums import OrderSide, OrderStatus
-from trading.gateways.binance import BinanceGateway
 from trading.models import ExchangeAccount
-from trading.userstream import (
-    LoggingHandler,
-    ServicesHandler,
-    UserDataHandler,
-    UserDataStream,
-    UserStreamSettings,
-    balances_from_account_position,
-    order_report_from_execution,
-)
+from trading.userdata import ServicesHandler
+from venues.binance.gateway import BinanceGateway
+from venues.binance.userstream import UserDataStream, balances_from_account_position, order_report_from_execution
 from venues.gateway import BalanceReport, OrderReport
+from venues.userdata import LoggingHandler, UserDataHandler, UserStreamSettings
 
 fake_venue = fakevenue_fixtures.fake_venue
 fake_venue_thread = fakevenue_fixtures.fake_venue_thread
@@ -308,7 +302,7 @@ def test_the_default_handler_applies_reports_through_the_order_service_in_order(
     filled = execution_report(order.client_order_id, X="FILLED", x="TRADE", z="0.01", Z="500", t=77, L="50000",
                               l="0.01", n="0", N="USDT", T=2, m=False)  # fmt: skip
 
-    asyncio.run(handled(userstream.userdata_handler_default(), (order.account_id, new), (order.account_id, filled)))
+    asyncio.run(handled(userdata.userdata_handler_default(), (order.account_id, new), (order.account_id, filled)))
 
     order.refresh_from_db()
     assert (order.status, order.filled_qty) == (OrderStatus.FILLED, D("0.01"))
@@ -317,7 +311,7 @@ def test_the_default_handler_applies_reports_through_the_order_service_in_order(
 
 @pytest.mark.django_db(transaction=True)
 def test_a_report_of_an_order_that_is_not_ours_is_only_logged(caplog):
-    with caplog.at_level("INFO", logger="trading.userstream"):
+    with caplog.at_level("INFO", logger="trading.userdata"):
         asyncio.run(handled(ServicesHandler(), (3, execution_report("web_abc"))))
 
     assert "order BTCUSDT web_abc is not one of ours" in caplog.text

@@ -5,52 +5,41 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
-import importlib
 import threading
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from arbitragex.errors import ApplicationError, ErrorCode
 from trading.enums import AccountMode
+from venues.registry import VenueKindUnknown, family_get
 
 if TYPE_CHECKING:
     from trading.models import ExchangeAccount
     from venues.gateway import Gateway
 
-BINANCE_GATEWAY_MODULE = "trading.gateways.binance"
 T = TypeVar("T")
 
 
 def gateway_for(account: ExchangeAccount) -> Gateway:
-    """The gateway of ``account``: paper for a paper account, Binance for a live account on a
-    Binance venue. From async code, load the account with ``select_related("venue")`` first."""
+    """The gateway of ``account``: the paper venue for a paper account, else its venue family's (a live
+    account). From async code, load the account with ``select_related("venue")`` first."""
     if account.mode == AccountMode.PAPER:
         from trading.gateways.paper import PaperGateway
 
         return PaperGateway(account)
-
-    from marketdata.models import Venue
-
     venue = account.venue
-    if account.mode == AccountMode.LIVE and venue.kind == Venue.Kind.BINANCE:
-        try:
-            module = importlib.import_module(BINANCE_GATEWAY_MODULE)
-        except ModuleNotFoundError as exc:
-            if exc.name != BINANCE_GATEWAY_MODULE:
-                raise
-            raise ApplicationError(
-                ErrorCode.INVALID_CONFIG,
-                f"account {account.name} trades live on {venue.code}, but the Binance gateway "
-                f"({BINANCE_GATEWAY_MODULE}) is not installed",
-                {"account": account.pk, "venue": venue.code},
-            ) from None
-        gateway: Gateway = module.BinanceGateway(account)
-        return gateway
-    raise ApplicationError(
-        ErrorCode.INVALID_CONFIG,
-        f"account {account.name} is {account.mode} on venue {venue.code} ({venue.kind}): no gateway trades that live",
-        {"account": account.pk, "venue": venue.code, "mode": account.mode},
-    )
+    try:
+        factory = family_get(venue.kind).gateway
+    except VenueKindUnknown as exc:
+        detail = {"account": account.pk, "venue": venue.code}
+        raise ApplicationError(ErrorCode.INVALID_CONFIG, str(exc), detail) from None
+    if factory is None:
+        raise ApplicationError(
+            ErrorCode.INVALID_CONFIG,
+            f"account {account.name} is live on venue {venue.code} ({venue.kind}), which trades on paper only",
+            {"account": account.pk, "venue": venue.code, "mode": account.mode},
+        )
+    return factory(account)
 
 
 _shared: dict[int, tuple[tuple[Any, ...], Gateway]] = {}
@@ -82,10 +71,9 @@ def gateway_shared(account: ExchangeAccount) -> Gateway | None:
     it. An account or venue saved since (new credentials, URLs) gets a new gateway.
     """
     from arbitragex.background import background_submit
-    from marketdata.models import Venue
 
     venue = account.venue
-    if account.mode != AccountMode.LIVE or venue.kind != Venue.Kind.BINANCE:
+    if account.mode != AccountMode.LIVE or family_get(venue.kind).gateway is None:
         return None
     version = (account.updated_at, venue.updated_at)
     with _shared_lock:

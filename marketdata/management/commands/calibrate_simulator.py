@@ -30,8 +30,8 @@ from marketdata.calibration import (
     tops_merge,
     venue_activity,
 )
-from marketdata.feeds.simulated import SimulatedMarket
-from marketdata.feeds.simulated_profiles import PROFILES
+from venues.simulated.market import SimulatedMarket
+from venues.simulated.profiles import PROFILES
 
 CAPTURES = {
     "BTCUSDT": ("spot_btcusdt_20240808.gz", "usdm_btcusdt_20240808.gz"),

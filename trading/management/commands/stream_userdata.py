@@ -1,8 +1,8 @@
-"""``manage.py stream_userdata``: the user data streams of the live Binance accounts.
+"""``manage.py stream_userdata``: the user data streams of the live accounts, on every venue family
+that has one (``venues.registry``: Binance over its WebSocket API, ccxt venues over ccxt.pro).
 
-One WebSocket-API subscription per account (``trading.userstream``); order reports go to
-``trading.orders.order_apply_update`` when it exists, else to the log. Stops on SIGTERM/SIGINT (or
-after ``--duration``).
+Order reports go to the order service (``trading.userdata.ServicesHandler``); polling compensates for
+whatever a stream misses. Stops on SIGTERM/SIGINT (or after ``--duration``).
 """
 
 from __future__ import annotations
@@ -17,18 +17,24 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
 from django.db.models import Q
 
-from marketdata.models import Venue
 from trading.enums import AccountMode
 from trading.models import ExchangeAccount
-from trading.userstream import UserStreamSettings, userdata_handler_default, userstreams_run
+from trading.userdata import userdata_handler_default
+from venues.registry import FAMILIES, family_get
+from venues.userdata import UserStreamSettings
 
 ACCOUNTS_POLL_S = 15
 
 
-def live_binance_accounts(selectors: list[str] | None = None) -> list[ExchangeAccount]:
-    """Enabled live accounts on enabled Binance venues; ``selectors`` are account names or ids."""
+def streamed_kinds() -> list[str]:
+    return sorted(kind for kind, family in FAMILIES.items() if family.user_streams is not None)
+
+
+def live_streamed_accounts(selectors: list[str] | None = None) -> list[ExchangeAccount]:
+    """Enabled live accounts on enabled venues whose family has a user stream; ``selectors`` are account
+    names or ids."""
     queryset = ExchangeAccount.objects.filter(
-        mode=AccountMode.LIVE, enabled=True, venue__enabled=True, venue__kind=Venue.Kind.BINANCE
+        mode=AccountMode.LIVE, enabled=True, venue__enabled=True, venue__kind__in=streamed_kinds()
     ).select_related("venue")
     if selectors:
         ids = [int(value) for value in selectors if value.isdigit()]
@@ -37,7 +43,7 @@ def live_binance_accounts(selectors: list[str] | None = None) -> list[ExchangeAc
 
 
 class Command(BaseCommand):
-    help = "Stream order and balance updates of live Binance accounts (WebSocket API user data)."
+    help = "Stream order and balance updates of the live accounts (each venue family's user data stream)."
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--accounts", help="Comma-separated account names or ids (default: every live one).")
@@ -51,18 +57,18 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         selectors = [part.strip() for part in (options["accounts"] or "").split(",") if part.strip()]
-        accounts = live_binance_accounts(selectors or None)
+        accounts = live_streamed_accounts(selectors or None)
         if not accounts and options["wait_for_accounts"]:
-            self.stdout.write("no live Binance account yet: waiting for one")
+            self.stdout.write("no live account with a user stream yet: waiting for one")
             self.stdout.flush()
             accounts = self._wait_for_accounts(selectors or None)
         if selectors:
             found = {a.name for a in accounts} | {str(a.pk) for a in accounts}
             missing = [value for value in selectors if value not in found]
             if missing:
-                raise CommandError(f"not a live account on an enabled Binance venue: {', '.join(missing)}")
+                raise CommandError(f"not a live account on an enabled venue with a user stream: {', '.join(missing)}")
         if not accounts:
-            self.stdout.write("no live Binance account to stream")
+            self.stdout.write("no live account to stream")
             return
         for account in accounts:
             self.stdout.write(f"user data  {account.venue.code:<12} {account.name}")
@@ -80,7 +86,7 @@ class Command(BaseCommand):
         }
         try:
             while not stopped.wait(ACCOUNTS_POLL_S):
-                accounts = live_binance_accounts(selectors)
+                accounts = live_streamed_accounts(selectors)
                 connections.close_all()
                 if accounts:
                     return accounts
@@ -96,10 +102,21 @@ class Command(BaseCommand):
         stop = asyncio.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
+        handler = userdata_handler_default()
+        by_kind: dict[str, list[ExchangeAccount]] = {}
+        for account in accounts:
+            by_kind.setdefault(account.venue.kind, []).append(account)
         try:
-            return await userstreams_run(
-                accounts, userdata_handler_default(), stream_settings=stream_settings, duration_s=duration, stop=stop
-            )
+            runs = [
+                family_get(kind).user_streams(  # type: ignore[misc]
+                    members, handler, stream_settings=stream_settings, duration_s=duration, stop=stop
+                )
+                for kind, members in sorted(by_kind.items())
+            ]
+            streams = [stream for group in await asyncio.gather(*runs) for stream in group]
+            await handler.flush(timeout_s=10)  # reports still queued are applied before the process ends
+            await handler.aclose()
+            return streams
         finally:
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(signum)

@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from marketdata.parsing import MalformedFrame
+from venues.binance.parsing import MalformedFrame
 
 
 class RecordedFrame(NamedTuple):

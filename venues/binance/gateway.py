@@ -5,31 +5,8 @@ testnet, ``tld="us"`` for Binance.US, or explicit URLs (a local fake venue). The
 first use, which pings the venue and takes the clock offset from its server time.
 
 Every call takes its weight from the venue's shared ``RateLimiter`` first and corrects it from the
-answer's ``X-MBX-USED-WEIGHT-*`` / ``X-MBX-ORDER-COUNT-*`` headers after. Errors are classified here,
-once (see ``classify``):
-
-=====================================  ===================  =================================
-what happened                          kind                 code
-=====================================  ===================  =================================
-could not connect (nothing sent)       Retryable            VENUE_UNAVAILABLE
-timeout / dropped connection, 5XX,     Retryable on reads,  VENUE_UNAVAILABLE /
--1006/-1007 "execution unknown"        Ambiguous on writes  VENUE_STATUS_UNKNOWN
-429 (-1003, -1015), with Retry-After   Retryable            VENUE_RATE_LIMITED
-418 (IP banned)                        Retryable            VENUE_BANNED (venue blocked)
--1021 timestamp outside recvWindow     Retryable            VENUE_TIMESTAMP
--2010 insufficient balance             Final                VENUE_INSUFFICIENT_BALANCE
--2010 "Duplicate order sent."          Final                VENUE_DUPLICATE_ORDER
--2010 other (market closed, ...)       Final                VENUE_ORDER_REJECTED
--1013 filter, -1111 precision          Final                VENUE_FILTER_FAILURE
--1121 invalid symbol                   Final                VENUE_INVALID_SYMBOL
--2011 / -2013 unknown order            Final                VENUE_UNKNOWN_ORDER
--1002, -1022, -2014, -2015             Final                VENUE_AUTH
-other codes                            Final                VENUE_ORDER_REJECTED (placement)
-                                                            / VENUE_ERROR
-malformed answer                       Final                VENUE_BAD_PAYLOAD
-malformed answer to a placement,       Ambiguous            VENUE_STATUS_UNKNOWN
-any other failure of a placement
-=====================================  ===================  =================================
+answer's ``X-MBX-USED-WEIGHT-*`` / ``X-MBX-ORDER-COUNT-*`` headers after. Errors are classified once,
+in ``venues.binance.errors``.
 
 Writes are placement and cancel. An ambiguous placement may have created the order: the caller
 marks it UNKNOWN and resolves it with ``get_order``, never by sending it again. A malformed 2XX
@@ -48,27 +25,23 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
-from enum import Enum
 from typing import TYPE_CHECKING, Any
 
-import aiohttp
-from asgiref.sync import sync_to_async
 from binance import AsyncClient
-from binance.exceptions import BinanceAPIException, BinanceRequestException
+from binance.exceptions import BinanceAPIException
 
-from arbitragex import metrics
-from arbitragex.errors import ApplicationError, ErrorCode
+from arbitragex.errors import ErrorCode
 from arbitragex.money import InvalidAmount, fmt, to_decimal
-from marketdata.feeds.binance import ban_until_ms, binance_client_class, capture_response, retry_after_s
-from marketdata.parsing import MalformedFrame, parse_instrument_spec
-from trading.enums import ORDER_TERMINAL_STATUSES, OrderSide, OrderStatus, OrderType
-from trading.state_machine import status_from_binance
+from venues.binance.client import REQUEST_TIMEOUT_S, VenueConnection, _now_ms, capture_response
+from venues.binance.errors import Call, classify
+from venues.binance.parsing import MalformedFrame, parse_instrument_spec
+from venues.binance.status import status_from_binance
 from venues.gateway import (
-    AmbiguousVenueError,
     BalanceReport,
+    ConnectivityReport,
     FillReport,
     FinalVenueError,
     Gateway,
@@ -79,10 +52,10 @@ from venues.gateway import (
     VenueError,
 )
 from venues.ratelimit import RateLimiter, VenueBannedError
+from venues.types import ORDER_TERMINAL_STATUSES, OrderSide, OrderStatus, OrderType
 
 if TYPE_CHECKING:
-    from marketdata.models import Venue
-    from trading.models import ExchangeAccount
+    from venues.gateway import AccountSettings, VenueSettings
 
 __all__ = [
     "BinanceGateway",
@@ -95,8 +68,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-REQUEST_TIMEOUT_S = 10.0
-
 # Request weights (Binance spot, 2026).
 WEIGHT_PING = 1
 WEIGHT_TIME = 1
@@ -108,188 +79,6 @@ WEIGHT_OPEN_ORDERS_SYMBOL = 6
 WEIGHT_ACCOUNT = 20
 WEIGHT_MY_TRADES_ORDER = 5  # myTrades with orderId
 MY_TRADES_LIMIT = 1000
-
-INSUFFICIENT_BALANCE_MSG = "Account has insufficient balance for requested action."
-DUPLICATE_ORDER_MSG = "Duplicate order sent."
-
-_NOT_CONNECTED: tuple[type[BaseException], ...] = (
-    aiohttp.ClientConnectorError,
-    *((aiohttp.ConnectionTimeoutError,) if hasattr(aiohttp, "ConnectionTimeoutError") else ()),
-)
-_AUTH_CODES = frozenset({-1002, -1022, -2014, -2015})
-_FILTER_CODES = frozenset({-1013, -1111})
-# "Execution status unknown" by Binance's own words: the request may have been executed.
-_UNKNOWN_EXECUTION_CODES = frozenset({-1006, -1007})
-# What reading a hostile answer raises: python-binance and json on bodies that are not what Binance
-# sends (deep nesting is a RecursionError, 1e400 an infinity that int() refuses with OverflowError).
-_MALFORMED: tuple[type[BaseException], ...] = (
-    BinanceRequestException, ValueError, KeyError, TypeError, AttributeError, IndexError, ArithmeticError,
-    RecursionError, MalformedFrame, InvalidAmount,
-)  # fmt: skip
-
-
-class Call(Enum):
-    READ = "read"
-    PLACE = "place"
-    CANCEL = "cancel"
-
-    @property
-    def writes(self) -> bool:
-        return self is not Call.READ
-
-
-@dataclass(frozen=True, slots=True)
-class VenueConnection:
-    """How to reach one Binance venue; built from a ``Venue`` row."""
-
-    code: str
-    rest_url: str = ""
-    ws_api_url: str = ""
-    stream_url: str = ""
-    tld: str = "com"
-    testnet: bool = False
-    default_taker_fee: Decimal = Decimal(0)
-    default_maker_fee: Decimal = Decimal(0)
-
-    @classmethod
-    def of(cls, venue: Venue) -> VenueConnection:
-        return cls(
-            code=venue.code,
-            rest_url=venue.rest_url,
-            ws_api_url=venue.ws_api_url,
-            stream_url=venue.stream_url,
-            tld=venue.tld or "com",
-            testnet=venue.testnet,
-            default_taker_fee=venue.default_taker_fee,
-            default_maker_fee=venue.default_maker_fee,
-        )
-
-    def client_class(self, request_timeout_s: float = REQUEST_TIMEOUT_S) -> type[AsyncClient]:
-        return binance_client_class(
-            rest_url=self.rest_url, ws_api_url=self.ws_api_url, request_timeout_s=request_timeout_s
-        )
-
-    async def client_create(
-        self, api_key: str | None = None, api_secret: str | None = None, request_timeout_s: float = REQUEST_TIMEOUT_S
-    ) -> AsyncClient:
-        """``AsyncClient.create``: pings the venue and takes the clock offset from its server time."""
-        cls = self.client_class(request_timeout_s)
-        return await cls.create(api_key or None, api_secret or None, tld=self.tld, testnet=self.testnet)
-
-
-# --- classification ----------------------------------------------------------------------------------------
-
-
-def classify(exc: BaseException, *, venue: str, operation: str, call: Call) -> VenueError:
-    """The one place where a python-binance / aiohttp failure becomes a venue error of one kind.
-
-    429 and 418 are classified here as well, but honouring them (``RateLimiter.retry_after`` /
-    ``ban_async``) needs the limiter; ``BinanceGateway`` does that before raising.
-    """
-    error = _classify(exc, venue=venue, operation=operation, call=call)
-    if error is not exc:  # an error classified earlier has been counted already
-        metrics.venue_errors.labels(venue=venue, error_class=_ERROR_CLASS.get(type(error), "final")).inc()
-    return error
-
-
-_ERROR_CLASS: dict[type, str] = {
-    RetryableVenueError: "retryable",
-    AmbiguousVenueError: "ambiguous",
-    FinalVenueError: "final",
-}
-
-
-def _classify(exc: BaseException, *, venue: str, operation: str, call: Call) -> VenueError:
-    where = f"{venue} {operation}"
-    if isinstance(exc, VenueError):
-        return exc
-    if isinstance(exc, BinanceAPIException):
-        return _classify_api_error(exc, where=where, call=call)
-    if isinstance(exc, _NOT_CONNECTED):
-        # The connection was never established: nothing was sent, even for a write.
-        return RetryableVenueError(ErrorCode.VENUE_UNAVAILABLE, f"{where}: cannot connect: {exc}")
-    if isinstance(exc, aiohttp.ContentTypeError):
-        return _bad_payload(f"{where}: answer is not JSON: {exc}", call)
-    if isinstance(exc, aiohttp.ClientError | asyncio.TimeoutError | ConnectionError):
-        kind = type(exc).__name__
-        if call.writes:
-            return AmbiguousVenueError(
-                ErrorCode.VENUE_STATUS_UNKNOWN,
-                f"{where}: no answer ({kind}: {exc}); the request may have been executed, resolve by query",
-            )
-        return RetryableVenueError(ErrorCode.VENUE_UNAVAILABLE, f"{where}: no answer ({kind}: {exc})")
-    if isinstance(exc, _MALFORMED):
-        return _bad_payload(f"{where}: malformed answer: {type(exc).__name__}: {_text(exc)[:500]}", call)
-    if isinstance(exc, ApplicationError) and exc.code == ErrorCode.VENUE_BAD_PAYLOAD:
-        return _bad_payload(f"{where}: {exc.message}", call)
-    if call is Call.PLACE:
-        # Whatever failed, the order may have reached the venue: final would lose it, a query tells.
-        return AmbiguousVenueError(
-            ErrorCode.VENUE_STATUS_UNKNOWN,
-            f"{where}: {type(exc).__name__}: {exc}; the order may have been placed, resolve by query",
-        )
-    return FinalVenueError(ErrorCode.VENUE_ERROR, f"{where}: {type(exc).__name__}: {exc}")
-
-
-def _text(exc: BaseException) -> str:
-    return str(getattr(exc, "message", None) or exc)
-
-
-def _bad_payload(message: str, call: Call) -> VenueError:
-    if call is Call.PLACE:
-        return AmbiguousVenueError(
-            ErrorCode.VENUE_STATUS_UNKNOWN, f"{message}; the order may have been placed, resolve by query"
-        )
-    return FinalVenueError(ErrorCode.VENUE_BAD_PAYLOAD, message)
-
-
-def _classify_api_error(exc: BinanceAPIException, *, where: str, call: Call) -> VenueError:
-    status = int(exc.status_code or 0)
-    code = exc.code if isinstance(exc.code, int) else None
-    msg = str(exc.message or "").strip() or f"HTTP {status}"
-    headers = getattr(exc.response, "headers", None)
-    error: VenueError
-    if status == 418:
-        seconds = max((ban_until_ms(msg, headers, _now_ms()) - _now_ms()) / 1000, 0.0)
-        error = VenueBannedError(f"{where}: {msg}", retry_after_s=seconds)
-    elif status == 429 or code == -1015:
-        error = RetryableVenueError(
-            ErrorCode.VENUE_RATE_LIMITED, f"{where}: {msg}", venue_code=code, retry_after_s=retry_after_s(headers)
-        )
-    elif status >= 500 or code in _UNKNOWN_EXECUTION_CODES:
-        if call.writes:
-            error = AmbiguousVenueError(
-                ErrorCode.VENUE_STATUS_UNKNOWN,
-                f"{where}: {msg} (HTTP {status}); execution status unknown, resolve by query",
-                venue_code=code,
-            )
-        else:
-            error = RetryableVenueError(ErrorCode.VENUE_UNAVAILABLE, f"{where}: {msg} (HTTP {status})", venue_code=code)
-    elif code == -1021:
-        error = RetryableVenueError(ErrorCode.VENUE_TIMESTAMP, msg, venue_code=code)
-    elif code == -2010:
-        if msg == INSUFFICIENT_BALANCE_MSG:
-            error = FinalVenueError(ErrorCode.VENUE_INSUFFICIENT_BALANCE, msg, venue_code=code)
-        elif msg == DUPLICATE_ORDER_MSG:
-            error = FinalVenueError(ErrorCode.VENUE_DUPLICATE_ORDER, msg, venue_code=code)
-        else:
-            error = FinalVenueError(ErrorCode.VENUE_ORDER_REJECTED, msg, venue_code=code)
-    elif code in _FILTER_CODES:
-        error = FinalVenueError(ErrorCode.VENUE_FILTER_FAILURE, msg, venue_code=code)
-    elif code == -1121:
-        error = FinalVenueError(ErrorCode.VENUE_INVALID_SYMBOL, msg, venue_code=code)
-    elif code in (-2011, -2013):
-        error = FinalVenueError(ErrorCode.VENUE_UNKNOWN_ORDER, msg, venue_code=code)
-    elif code in _AUTH_CODES or status == 401:
-        error = FinalVenueError(ErrorCode.VENUE_AUTH, msg, venue_code=code)
-    elif call is Call.PLACE:
-        error = FinalVenueError(ErrorCode.VENUE_ORDER_REJECTED, msg, venue_code=code)
-    else:
-        error = FinalVenueError(ErrorCode.VENUE_ERROR, f"{where}: {msg}", venue_code=code)
-    # Binance's own words stay the message (the contract compares them); where it happened goes here.
-    error.detail = {**(error.detail or {}), "venue_code": code, "http_status": status, "where": where}
-    return error
-
 
 # --- payloads -> reports -----------------------------------------------------------------------------------
 
@@ -351,10 +140,6 @@ def _int_or_none(value: Any) -> int | None:
     return value
 
 
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 # --- the gateway ------------------------------------------------------------------------------------------
 
 
@@ -364,7 +149,7 @@ class BinanceGateway(Gateway):
 
     def __init__(
         self,
-        account: ExchangeAccount | None,
+        account: AccountSettings | None,
         *,
         connection: VenueConnection | None = None,
         limiter: RateLimiter | None = None,
@@ -390,7 +175,7 @@ class BinanceGateway(Gateway):
         self._commission: tuple[Decimal, Decimal] | None = None
 
     @classmethod
-    def public(cls, venue: Venue, **kwargs: Any) -> BinanceGateway:
+    def public(cls, venue: VenueSettings, **kwargs: Any) -> BinanceGateway:
         """A gateway without credentials: public endpoints only (ping, time, exchangeInfo)."""
         return cls(None, connection=VenueConnection.of(venue), **kwargs)
 
@@ -702,22 +487,8 @@ class BinanceGateway(Gateway):
 # --- venue health: the admin's "Test connectivity" -----------------------------------------------------------
 
 
-@dataclass
-class ConnectivityReport:
-    venue: str
-    ok: bool = True
-    checks: list[str] = field(default_factory=list)
-
-    def summary(self) -> str:
-        state = "OK" if self.ok else "FAILED"
-        return f"{self.venue}: {state}: " + "; ".join(self.checks)
-
-
-async def venue_connectivity_check(venue: Venue) -> ConnectivityReport:
-    """Ping, server time and, with the venue's first live account, the account endpoint."""
-    from trading.enums import AccountMode
-    from trading.models import ExchangeAccount
-
+async def venue_connectivity_check(venue: VenueSettings, account: AccountSettings | None = None) -> ConnectivityReport:
+    """Ping, server time and, with an account, the account endpoint."""
     report = ConnectivityReport(venue.code)
     public = BinanceGateway.public(venue)
     try:
@@ -733,14 +504,6 @@ async def venue_connectivity_check(venue: Venue) -> ConnectivityReport:
     finally:
         await public.close()
 
-    account = await sync_to_async(
-        lambda: (
-            ExchangeAccount.objects.filter(venue=venue, mode=AccountMode.LIVE, enabled=True)
-            .select_related("venue")
-            .order_by("pk")
-            .first()
-        )
-    )()
     if account is None:
         report.checks.append("no live account to check")
         return report

@@ -1,4 +1,4 @@
-"""The Binance market feed, and the python-binance plumbing that the trading gateway shares.
+"""The Binance market feed.
 
 One combined stream per venue (split in chunks of ``streams_per_connection``) carries
 ``<symbol>@bookTicker``, ``@depth@100ms``, ``@trade`` and ``@kline_1m`` for the shard's symbols,
@@ -19,12 +19,11 @@ through python-binance's ``BinanceSocketManager``. What python-binance does not 
   ``{"e": "error", "type": "BinanceWebsocketQueueOverflow"}`` included), or a silent stream (no data
   frame within ``watchdog_s``, while pings may go on) closes the socket and opens a new one after a
   backoff with jitter. The connection is also rotated before Binance's 24 h cut (``rotate_after_s``).
-- **Venue health.** Reconnects and the last event time are written to ``Venue`` every
-  ``health_interval_s``, never per frame.
+- **Venue health.** Reconnects and the last event time are reported every ``health_interval_s``
+  (``venues.signals.venue_stream_health``: marketdata writes them on the ``Venue``), never per frame.
 
-REST depth snapshots go through the venue's shared rate limiter. marketdata does not import trading:
-the limiter is named by a dotted path (setting ``BINANCE_FEED_RATE_LIMITER``, or the
-``rate_limiter`` option), as the opportunity handler is.
+REST depth snapshots go through the venue's shared rate limiter (``venues.ratelimit``), as the gateway's
+calls do.
 """
 
 from __future__ import annotations
@@ -32,255 +31,48 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
-import random
-import re
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from contextvars import ContextVar
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 from asgiref.sync import sync_to_async
-from binance import AsyncClient, BinanceSocketManager
+from binance import AsyncClient
 from binance.exceptions import BinanceAPIException, ReadLoopClosed
-from binance.ws.constants import WSListenerState
 from binance.ws.reconnecting_websocket import ReconnectingWebsocket
-from django.conf import settings
-from django.db import close_old_connections
-from django.db.models import F
-from django.utils.module_loading import import_string
 
 from arbitragex import metrics
-from marketdata.models import Venue
-from marketdata.parsing import MalformedFrame, UnsupportedEvent, parse_depth_snapshot, parse_message
+from venues.binance.client import (
+    _now_ms,
+    backoff_delay,
+    ban_until_ms,
+    binance_client_class,
+    capture_response,
+    depth_weight,
+    retry_after_s,
+    socket_close,
+    socket_manager_create,
+)
+from venues.binance.parsing import MalformedFrame, UnsupportedEvent, parse_depth_snapshot, parse_message
 from venues.feed import Feed, FeedItem, FeedRequest, FeedVenue
+from venues.ratelimit import RateLimiter
+from venues.signals import venue_stream_health
 
-__all__ = [
-    "BinanceFeed",
-    "BinanceFeedSettings",
-    "ResponseCapture",
-    "VenueAsyncClient",
-    "ban_until_ms",
-    "binance_client_class",
-    "capture_response",
-    "depth_weight",
-    "feed_create",
-    "retry_after_s",
-    "socket_close",
-    "stream_base_url",
-    "venue_health_record",
-]
+__all__ = ["BinanceFeed", "BinanceFeedSettings", "feed_create", "venue_health_report"]
 
 logger = logging.getLogger(__name__)
 
-# --- python-binance plumbing (shared with trading.gateways.binance and trading.userstream) ----------
-
-
-class ResponseCapture:
-    """The status and headers of the last HTTP answer python-binance read in this context."""
-
-    __slots__ = ("headers", "status")
-
-    def __init__(self) -> None:
-        self.headers: Mapping[str, str] = {}
-        self.status: int | None = None
-
-
-_CAPTURE: ContextVar[ResponseCapture | None] = ContextVar("binance_response_capture", default=None)
-
-
-@contextlib.contextmanager
-def capture_response() -> Iterator[ResponseCapture]:
-    """Collect the headers of the responses read inside the block.
-
-    python-binance keeps only ``client.response``, which concurrent calls on one client overwrite;
-    the capture belongs to the calling task (a shared object, so it is filled even from a task the
-    call may spawn).
-    """
-    capture = ResponseCapture()
-    token = _CAPTURE.set(capture)
-    try:
-        yield capture
-    finally:
-        _CAPTURE.reset(token)
-
-
-class VenueAsyncClient(AsyncClient):
-    """``AsyncClient`` that hands every response's headers (``X-MBX-USED-WEIGHT-1M``, ``Retry-After``)
-    to the ``capture_response`` block of the calling task, errors included, and signs a request with the
-    ``timestamp`` its caller gives (an order's claim time) rather than the time of sending."""
-
-    def _get_request_kwargs(self, method: Any, signed: bool, force_params: bool = False, **kwargs: Any) -> Any:
-        data = kwargs.get("data")
-        given = data.get("timestamp") if signed and isinstance(data, dict) else None
-        if given is None:
-            return super()._get_request_kwargs(method, signed, force_params, **kwargs)
-        # python-binance stamps every signed request with now + timestamp_offset, and its own recvWindow:
-        # shift the offset so that the stamp is the given time, and keep the given window (synchronous:
-        # no other request of this client runs meanwhile).
-        saved: float = self.timestamp_offset  # type: ignore[has-type]
-        saved_window: int = self.REQUEST_RECVWINDOW  # type: ignore[has-type]
-        self.timestamp_offset = int(given) - time.time() * 1000
-        self.REQUEST_RECVWINDOW = int(kwargs["data"].get("recvWindow") or saved_window)
-        try:
-            return super()._get_request_kwargs(method, signed, force_params, **kwargs)
-        finally:
-            self.timestamp_offset = saved
-            self.REQUEST_RECVWINDOW = saved_window
-
-    async def _handle_response(self, response: Any) -> Any:
-        capture = _CAPTURE.get()
-        if capture is not None:
-            capture.headers = response.headers
-            capture.status = response.status
-        if not 200 <= response.status < 300:
-            raise _api_error(response, await response.text())
-        return await super()._handle_response(response)
-
-
-def _api_error(response: Any, text: str) -> BinanceAPIException:
-    """python-binance's error for a non-2XX answer, whatever its body: its own constructor assumes a JSON
-    object and fails with an AttributeError (a JSON list or string, from a proxy) or a RecursionError
-    (deep nesting), which would lose the status that says whether the request may have been executed."""
-    error = BinanceAPIException(response, response.status, "")
-    try:
-        body = orjson.loads(text) if text else None  # depth-limited, unlike json
-    except orjson.JSONDecodeError:
-        body = None
-    if isinstance(body, dict):
-        error.code, error.message = body.get("code"), body.get("msg")
-    else:
-        error.code, error.message = 0, f"HTTP {response.status}: {text[:200]}"
-    return error
-
-
-def binance_client_class(
-    *, rest_url: str = "", ws_api_url: str = "", request_timeout_s: float | None = None
-) -> type[VenueAsyncClient]:
-    """An ``AsyncClient`` subclass for one venue.
-
-    python-binance keeps its base URLs in class attributes and ``.format()``s them with ``tld`` in
-    ``__init__``, which also builds the WebSocket-API connection object: a per-venue URL has to be a
-    class attribute, set before ``__init__``. Blank URLs keep python-binance's defaults (production,
-    ``tld="us"`` for Binance.US, or its testnet URLs with ``testnet=True``); a given URL wins in
-    both modes.
-    """
-    attrs: dict[str, Any] = {}
-    if rest_url:
-        attrs["API_URL"] = attrs["API_TESTNET_URL"] = rest_url.rstrip("/")
-    if ws_api_url:
-        attrs["WS_API_URL"] = attrs["WS_API_TESTNET_URL"] = ws_api_url
-    if request_timeout_s is not None:
-        attrs["REQUEST_TIMEOUT"] = request_timeout_s
-    return type("VenueAsyncClient", (VenueAsyncClient,), attrs)
-
-
-def stream_base_url(url: str) -> str:
-    """python-binance appends ``stream?streams=...`` to ``STREAM_URL`` as is: it must end with a slash."""
-    return url if url.endswith("/") else url + "/"
-
-
-def socket_manager_create(client: AsyncClient, stream_url: str = "", max_queue_size: int = 100) -> BinanceSocketManager:
-    manager = BinanceSocketManager(client, max_queue_size=max_queue_size)
-    if stream_url:
-        # Instance attributes: _get_stream_url() picks STREAM_TESTNET_URL on a testnet client.
-        manager.STREAM_URL = manager.STREAM_TESTNET_URL = stream_base_url(stream_url)
-    return manager
-
-
-async def socket_close(socket: ReconnectingWebsocket, timeout_s: float = 5.0) -> None:
-    """Close a python-binance socket now, whatever state its read loop is in.
-
-    ``__aexit__`` alone waits for the read loop to notice ``EXITING``, which it checks only between
-    frames, after up to ``ReconnectingWebsocket.TIMEOUT`` (10 s) on a silent socket. Marking it
-    EXITING and closing the websocket first makes the pending ``recv()`` return at once; without
-    EXITING the read loop would reconnect by itself.
-    """
-    socket.ws_state = WSListenerState.EXITING
-    ws = getattr(socket, "ws", None)
-    if ws is not None:
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(ws.close(), timeout_s)
-    try:
-        await asyncio.wait_for(socket.__aexit__(None, None, None), timeout_s)
-    except Exception as exc:  # the socket is abandoned either way
-        logger.debug("closing a python-binance socket: %s: %s", type(exc).__name__, exc)
-
-
-_BANNED_UNTIL_RE = re.compile(r"banned until (\d{12,14})")
-DEFAULT_BAN_S = 120.0  # Binance's first ban lasts 2 minutes
-
-
-MAX_RETRY_AFTER_S = 3 * 24 * 3600.0  # Binance's longest IP ban is three days
-
-
-def retry_after_s(headers: Mapping[str, str] | None, default: float = 1.0) -> float:
-    """The ``Retry-After`` header in seconds (Binance sends whole seconds), or ``default``; a value that
-    is not a finite number is ignored, and none holds a venue back longer than ``MAX_RETRY_AFTER_S``."""
-    raw = (headers or {}).get("Retry-After")
-    if raw is None:
-        return default
-    try:
-        seconds = float(str(raw).strip())
-    except ValueError:
-        return default
-    if not math.isfinite(seconds):  # "inf", "nan", "1e400": an int() of it would raise later
-        return default
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER_S)
-
-
-def ban_until_ms(message: str, headers: Mapping[str, str] | None, now_ms: int) -> int:
-    """When a 418 ban ends: Binance's message names the instant ("banned until 1723161600000"),
-    ``Retry-After`` the seconds left; the later of the two wins."""
-    until = now_ms + int(retry_after_s(headers, DEFAULT_BAN_S) * 1000)
-    match = _BANNED_UNTIL_RE.search(message or "")
-    if match is not None:
-        until = max(until, int(match[1]))
-    return until
-
-
-def depth_weight(limit: int) -> int:
-    """Request weight of ``GET /api/v3/depth`` for ``limit`` levels (Binance spot, 2026)."""
-    if limit <= 100:
-        return 5
-    if limit <= 500:
-        return 25
-    if limit <= 1000:
-        return 50
-    return 250
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-def backoff_delay(failures: int, minimum: float, maximum: float) -> float:
-    """Exponential backoff with jitter: between half and all of ``minimum * 2**failures`` (capped),
-    so that many sockets cut at once do not all come back in the same instant."""
-    ceiling = min(maximum, minimum * (2 ** min(failures, 30)))
-    return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311  (jitter, not cryptography)
-
-
-# --- venue health ---------------------------------------------------------------------------------
-
-
-def venue_health_record(code: str, reconnects: int, last_event_at: datetime | None) -> None:
-    """Add ``reconnects`` to ``Venue.reconnect_count`` and move ``last_event_at`` forward."""
-    close_old_connections()
-    updates: dict[str, Any] = {}
-    if reconnects:
-        updates["reconnect_count"] = F("reconnect_count") + reconnects
-    if last_event_at is not None:
-        updates["last_event_at"] = last_event_at
-    if updates:
-        Venue.objects.filter(code=code).update(**updates)
+# --- venue health -----------------------------------------------------------------------------------------
 
 
 HealthWriter = Callable[[str, int, datetime | None], None]
+
+
+def venue_health_report(code: str, reconnects: int, last_event_at: datetime | None) -> None:
+    """Say how the venue's stream fares (``venues.signals.venue_stream_health``): marketdata records it."""
+    venue_stream_health.send(sender=BinanceFeed, venue_code=code, reconnects=reconnects, last_event_at=last_event_at)
 
 
 # --- the feed ---------------------------------------------------------------------------------------
@@ -410,9 +202,9 @@ class BinanceFeed:
     """``Feed`` over every Binance venue of a stream shard (see the module docstring).
 
     ``rate_limiter``: a factory ``(venue_code) -> limiter`` (``acquire_async``, ``observe_headers``,
-    ``retry_after``, ``ban_async``) or its dotted path; None takes the ``rate_limiter`` option, else
-    the venue's shared ``RateLimiter``; False sends snapshots unlimited. ``health_writer``: where
-    reconnects and the last event time go (``venue_health_record`` by default; None: nowhere).
+    ``retry_after``, ``ban_async``); None takes the ``rate_limiter`` option, else the venue's shared
+    ``RateLimiter``; False sends snapshots unlimited. ``health_writer``: where reconnects and the last
+    event time go (``venue_health_report``, a signal, by default; None: nowhere).
     """
 
     def __init__(
@@ -420,8 +212,8 @@ class BinanceFeed:
         request: FeedRequest,
         *,
         feed_settings: BinanceFeedSettings | None = None,
-        rate_limiter: Callable[[str], Any] | str | None = None,
-        health_writer: HealthWriter | str | None = "default",
+        rate_limiter: Callable[[str], Any] | bool | None = None,
+        health_writer: HealthWriter | None = venue_health_report,
     ) -> None:
         options = dict(request.options)
         self.settings = feed_settings or BinanceFeedSettings.from_options(options)
@@ -432,10 +224,9 @@ class BinanceFeed:
             0,
         )  # fmt: skip
         self._buffer = _Buffer(self.settings.buffer_size, self.stats)
-        limiter = rate_limiter if rate_limiter is not None else options.get("rate_limiter", "default")
+        limiter = rate_limiter if rate_limiter is not None else options.get("rate_limiter")
         self._limiter_factory = self._resolve_limiter(limiter)
-        writer = options.get("health_writer", health_writer)
-        self._health_writer: HealthWriter | None = venue_health_record if writer == "default" else writer  # type: ignore[assignment]
+        self._health_writer: HealthWriter | None = options.get("health_writer", health_writer)
         self._states = {venue.code: _VenueState(venue) for venue in request.venues}
         self._tasks: set[asyncio.Task[None]] = set()
         self._failure: BaseException | None = None
@@ -445,14 +236,10 @@ class BinanceFeed:
 
     @staticmethod
     def _resolve_limiter(limiter: Any) -> Callable[[str], Any] | None:
-        if limiter is None or limiter is False:
+        if limiter is False:
             return None
-        if limiter == "default":
-            path = settings.BINANCE_FEED_RATE_LIMITER
-            factory = import_string(path)
-            return lambda code: factory(code, "marketdata", max_wait_s=60.0)
-        if isinstance(limiter, str):
-            return import_string(limiter)  # type: ignore[no-any-return]
+        if limiter is None or limiter is True:
+            return lambda code: RateLimiter(code, "marketdata", max_wait_s=60.0)
         return limiter  # type: ignore[no-any-return]
 
     # --- the Feed protocol ---
@@ -787,7 +574,7 @@ class BinanceFeed:
             if not reconnects and not moved:
                 continue
             last_event_at = datetime.fromtimestamp(last_ms / 1000, tz=UTC) if moved and last_ms else None
-            await sync_to_async(writer)(state.venue.code, reconnects, last_event_at)
+            await sync_to_async(writer)(state.venue.code, reconnects, last_event_at)  # the receivers write rows
             state.reconnects_unwritten -= reconnects
             state.last_event_written_ms = last_ms
 

@@ -24,38 +24,30 @@ import contextlib
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from asgiref.sync import sync_to_async
 from binance import AsyncClient
 from binance.exceptions import BinanceAPIException
-from django.db import InterfaceError, OperationalError, close_old_connections, connection
 
 from arbitragex import metrics
-from arbitragex.errors import ApplicationError, NotFoundError
+from arbitragex.errors import ApplicationError
 from arbitragex.money import to_decimal
-from marketdata.feeds.binance import backoff_delay, socket_close, socket_manager_create
-from trading.enums import OrderSide, OrderStatus
-from trading.gateways.binance import Call, VenueConnection, classify
-from trading.orders import order_apply_update
-from trading.state_machine import UpdateSource, status_from_binance
+from venues.binance.client import VenueConnection, backoff_delay, socket_close, socket_manager_create
+from venues.binance.errors import Call, classify
+from venues.binance.status import status_from_binance
 from venues.gateway import BalanceReport, FillReport, FinalVenueError, OrderReport, VenueError
 from venues.ratelimit import RateLimiter
+from venues.types import OrderSide, OrderStatus
+from venues.userdata import UserDataHandler, UserStreamSettings
 
 if TYPE_CHECKING:
-    from trading.models import ExchangeAccount
+    from venues.gateway import AccountSettings
 
 __all__ = [
-    "LoggingHandler",
-    "ServicesHandler",
-    "UserDataHandler",
     "UserDataStream",
-    "UserStreamSettings",
     "balances_from_account_position",
     "order_report_from_execution",
-    "userdata_handler_default",
     "userstreams_run",
 ]
 
@@ -133,135 +125,7 @@ def _int(value: Any) -> int:
 # --- handlers ------------------------------------------------------------------------------------------
 
 
-class UserDataHandler:
-    """What a user data stream hands its events to. Called in event order, one at a time; an
-    exception is logged and the stream goes on."""
-
-    async def on_order_report(self, account_id: int, report: OrderReport) -> None:
-        raise NotImplementedError
-
-    async def on_balances(self, account_id: int, balances: list[BalanceReport]) -> None:
-        raise NotImplementedError
-
-    async def on_resubscribed(self, account_id: int) -> None:
-        """The stream was re-established: events may have been missed meanwhile."""
-
-
-class LoggingHandler(UserDataHandler):
-    async def on_order_report(self, account_id: int, report: OrderReport) -> None:
-        logger.info("account %s: %s %s %s filled %s/%s (%d fills)", account_id, report.symbol,
-                    report.client_order_id, report.status, report.filled_qty, report.quantity,
-                    len(report.fills))  # fmt: skip
-
-    async def on_balances(self, account_id: int, balances: list[BalanceReport]) -> None:
-        logger.info("account %s: balances %s", account_id,
-                    ", ".join(f"{b.asset} {b.free}/{b.locked}" for b in balances))  # fmt: skip
-
-    async def on_resubscribed(self, account_id: int) -> None:
-        logger.info("account %s: user data stream resubscribed; order polling covers the gap", account_id)
-
-
-class ServicesHandler(LoggingHandler):
-    """Applies order reports through ``trading.orders.order_apply_update``, in the order they came, off the
-    socket's read loop; balances are logged.
-
-    Reports go into a queue that one task drains, so the stream keeps reading while the database is slow
-    or restarting (python-binance drops a socket whose queue overflows). A report that fails because the
-    database connection was lost is applied again after a backoff, never dropped; what a process that died
-    had queued is found again by the order sync.
-    """
-
-    RETRY_FIRST_S = 0.2
-    RETRY_CAP_S = 5.0
-
-    def __init__(self) -> None:
-        self._queue: asyncio.Queue[tuple[int, OrderReport]] | None = None
-        self._drainer: asyncio.Task[None] | None = None
-        self.database_retries = 0
-
-    async def on_order_report(self, account_id: int, report: OrderReport) -> None:
-        if self._queue is None:
-            self._queue = asyncio.Queue()
-            self._drainer = asyncio.create_task(self._drain(), name="user data reports")
-        self._queue.put_nowait((account_id, report))
-
-    async def flush(self, timeout_s: float) -> bool:
-        """Wait for the queued reports to be applied; False if some were still waiting after ``timeout_s``."""
-        if self._queue is None:
-            return True
-        try:
-            await asyncio.wait_for(self._queue.join(), timeout_s)
-        except TimeoutError:
-            return False
-        return True
-
-    async def aclose(self) -> None:
-        if self._drainer is not None:
-            self._drainer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._drainer
-
-    async def _drain(self) -> None:
-        assert self._queue is not None
-        while True:
-            account_id, report = await self._queue.get()
-            try:
-                await self._apply_until_done(account_id, report)
-            finally:
-                self._queue.task_done()
-
-    async def _apply_until_done(self, account_id: int, report: OrderReport) -> None:
-        delay = self.RETRY_FIRST_S
-        while True:
-            try:
-                await sync_to_async(_apply_report)(account_id, report)
-                return
-            except NotFoundError:
-                # An order placed by hand on the venue (or by another system) is not ours to follow.
-                logger.info("account %s: order %s %s is not one of ours", account_id, report.symbol,
-                            report.client_order_id)  # fmt: skip
-                return
-            except (OperationalError, InterfaceError) as exc:
-                # The database is restarting or unreachable: the report waits, in order, and is kept.
-                self.database_retries += 1
-                logger.warning("account %s: report of %s not applied yet (%s: %s); again in %.1f s", account_id,
-                               report.client_order_id, type(exc).__name__, exc, delay)  # fmt: skip
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.RETRY_CAP_S)
-            except Exception:
-                logger.exception("account %s: report of %s could not be applied", account_id, report.client_order_id)
-                return
-
-
-def _apply_report(account_id: int, report: OrderReport) -> None:
-    # A long-running process must notice a connection the database dropped; requests do this through
-    # Django's request signals, which a stream never sends.
-    close_old_connections()
-    try:
-        order_apply_update(account_id=account_id, report=report, source=UpdateSource.STREAM)
-    except (OperationalError, InterfaceError):
-        connection.close()  # the next attempt connects afresh
-        raise
-
-
-def userdata_handler_default() -> UserDataHandler:
-    return ServicesHandler()
-
-
 # --- the stream -------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class UserStreamSettings:
-    ping_interval_s: float = 30.0  # with no event for this long, send a WebSocket-API ping
-    watchdog_s: float = 90.0  # no event and no pong for this long: reconnect
-    ping_timeout_s: float = 10.0
-    reconnect_min_s: float = 1.0
-    reconnect_max_s: float = 60.0
-    stable_after_s: float = 60.0
-    subscribe_timeout_s: float = 20.0
-    close_timeout_s: float = 3.0
-    request_timeout_s: float = 10.0
 
 
 _TERMINATED = "eventStreamTerminated"
@@ -272,7 +136,7 @@ class UserDataStream:
 
     def __init__(
         self,
-        account: ExchangeAccount,
+        account: AccountSettings,
         handler: UserDataHandler,
         *,
         stream_settings: UserStreamSettings | None = None,
@@ -459,7 +323,7 @@ class UserDataStream:
 
 
 async def userstreams_run(
-    accounts: Sequence[ExchangeAccount],
+    accounts: Sequence[AccountSettings],
     handler: UserDataHandler,
     *,
     stream_settings: UserStreamSettings | None = None,

@@ -35,9 +35,9 @@ from functools import lru_cache
 from pathlib import Path
 
 from marketdata.calibration import TopOfBook
-from marketdata.feeds.recorded import iter_capture, market_capture_path
-from marketdata.feeds.simulated_profiles import DEMO, REALISTIC, SimulationProfile, profile_get
-from marketdata.parsing import MalformedFrame, parse_message
+from venues.binance.parsing import MalformedFrame, parse_message
+from venues.simulated.profiles import DEMO, REALISTIC, SimulationProfile, profile_get
+from venues.simulated.recorded import iter_capture, market_capture_path
 from venues.types import BookLevel, DepthSnapshot, InstrumentSpec, Quote
 
 __all__ = [

@@ -24,6 +24,16 @@ from typing import Any
 import orjson
 
 from arbitragex.money import DECIMAL_PLACES, MAX_ABS, ZERO, to_decimal
+from venues.feed import (
+    BOOK_TICKER,
+    DEPTH_SNAPSHOT,
+    DEPTH_UPDATE,
+    KLINE,
+    TRADE,
+    FrameValues,
+    MalformedFrame,
+    UnsupportedEvent,
+)
 from venues.types import BookLevel, DepthSnapshot, DepthUpdate, InstrumentSpec, KlineTick, MarketEvent, Quote, TradeTick
 
 __all__ = [
@@ -53,26 +63,6 @@ _PAYLOAD_ERRORS = (KeyError, TypeError, ValueError, IndexError, AttributeError, 
 _MIN_ADJUSTED_EXPONENT = -DECIMAL_PLACES
 
 
-class MalformedFrame(ValueError):
-    """A frame or payload that cannot be turned into a market-data value."""
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-        super().__init__(reason)
-
-
-class UnsupportedEvent(MalformedFrame):
-    """A well-formed frame of a kind this parser does not handle (aggTrade, 24hrTicker, a reply)."""
-
-
-# The kinds of frame_values' tuples (their first item).
-BOOK_TICKER = 0
-DEPTH_UPDATE = 1
-DEPTH_SNAPSHOT = 2
-TRADE = 3
-KLINE = 4
-
-FrameValues = tuple[Any, ...]
 _loads = orjson.loads
 
 
