@@ -48,8 +48,9 @@ run: install
 lint: install-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 	$(PY) manage.py makemigrations --check --dry-run
-	$(VENV)/bin/mypy arbitragex venues marketdata risk trading notifications
+	$(VENV)/bin/mypy arbitragex venues marketdata risk trading notifications config
 
 test: lint browser
 	$(PY) -m pytest -n $(TEST_WORKERS) --cov --cov-report=term:skip-covered $(PYTEST_ARGS)

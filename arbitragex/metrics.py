@@ -39,7 +39,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -376,21 +376,15 @@ stream_reconnects = Counter(
 # --- exposition ---------------------------------------------------------------------------------------------------
 
 
-def _executions_by_status() -> Metric:
-    """Executions per status, counted in the database at scrape time (one grouped query)."""
-    from django.apps import apps
-    from django.db.models import Count
+# Figures an app counts at scrape time (in its database, say), registered by the app in AppConfig.ready().
+ScrapeCollector = Callable[[], Iterable[Metric]]
+_scrape_collectors: list[ScrapeCollector] = []
 
-    # Looked up through the app registry: the core app must not import trading (DESIGN.md, "Apps").
-    execution_model = apps.get_model("trading", "TradeExecution")
-    status_field = execution_model._meta.get_field("status")
-    counts = dict(execution_model.objects.order_by().values_list("status").annotate(n=Count("pk")))
-    family = GaugeMetricFamily(
-        f"{NAMESPACE}_executions", "Trade executions by status (from the database at scrape time).", labels=["status"]
-    )
-    for status, _label in status_field.choices or []:
-        family.add_metric([status], float(counts.get(status, 0)))
-    return family
+
+def scrape_collector_register(collector: ScrapeCollector) -> None:
+    """Add figures computed at each scrape; an app registers its own in ``AppConfig.ready()``."""
+    if collector not in _scrape_collectors:
+        _scrape_collectors.append(collector)
 
 
 class _RedisCollector(Collector):
@@ -404,7 +398,8 @@ class _RedisCollector(Collector):
                 for k, v in raw.items()
             }
             yield metric.read(decoded)
-        yield _executions_by_status()
+        for collector in _scrape_collectors:
+            yield from collector()
 
 
 exposition_registry = CollectorRegistry(auto_describe=False)

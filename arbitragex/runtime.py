@@ -28,7 +28,7 @@ def platform_processes(*, host: str, port: int, concurrency: int, workers: int =
     return [
         PlatformProcess(
             "web",
-            [python, "-m", "daphne", "-b", host, "-p", str(port), "arbitragex.asgi:application"],
+            [python, "-m", "daphne", "-b", host, "-p", str(port), "config.asgi:application"],
             f"admin, API, dashboard and WebSocket feed on http://{host}:{port}/",
         ),
         *(

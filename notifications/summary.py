@@ -10,11 +10,10 @@ from django.db import transaction
 from django.db.models import Count, Sum
 from django.utils import timezone
 
-from arbitragex.selectors import PNL_STATUSES
 from notifications import events
 from notifications.models import Event
 from notifications.services import event_record
-from trading.enums import ExecutionStatus, OpportunityStatus
+from trading.enums import EXECUTION_PNL_STATUSES, ExecutionStatus, OpportunityStatus
 from trading.models import ArbitrageOpportunity, TradeExecution
 
 __all__ = ["daily_figures", "daily_summary_send"]
@@ -26,7 +25,7 @@ def daily_figures(*, day: date) -> events.DailyFigures:
     pnl: dict[str, Decimal] = defaultdict(Decimal)
     fees: dict[str, Decimal] = defaultdict(Decimal)
     settled = (
-        TradeExecution.objects.filter(completed_at__gte=start, completed_at__lt=end, status__in=PNL_STATUSES)
+        TradeExecution.objects.filter(completed_at__gte=start, completed_at__lt=end, status__in=EXECUTION_PNL_STATUSES)
         .values("quote_asset")
         .annotate(pnl=Sum("actual_profit"), fees=Sum("fees_quote"))
         .order_by("quote_asset")

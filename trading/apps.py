@@ -11,6 +11,9 @@ class TradingConfig(AppConfig):
     def ready(self) -> None:
         from celery.signals import worker_process_shutdown, worker_shutdown
 
+        from arbitragex.metrics import scrape_collector_register
+
+        scrape_collector_register(executions_by_status)
         # A worker (or one of its pool processes) closes its venue clients before it exits, on the loop
         # they belong to: no session is left for the garbage collector to find unclosed.
         worker_process_shutdown.connect(_gateways_close, weak=False, dispatch_uid="trading.gateways_close")
@@ -21,3 +24,21 @@ def _gateways_close(**_: Any) -> None:
     from trading.gateways import gateways_close
 
     gateways_close()
+
+
+def executions_by_status() -> list[Any]:
+    """Executions per status, counted in the database at scrape time (one grouped query)."""
+    from django.db.models import Count
+    from prometheus_client.core import GaugeMetricFamily
+
+    from arbitragex.metrics import NAMESPACE
+    from trading.enums import ExecutionStatus
+    from trading.models import TradeExecution
+
+    counts = dict(TradeExecution.objects.order_by().values_list("status").annotate(n=Count("pk")))
+    family = GaugeMetricFamily(
+        f"{NAMESPACE}_executions", "Trade executions by status (from the database at scrape time).", labels=["status"]
+    )
+    for status in ExecutionStatus:
+        family.add_metric([status.value], float(counts.get(status.value, 0)))
+    return [family]

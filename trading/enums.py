@@ -10,6 +10,7 @@ from venues.types import ORDER_OPEN_STATUSES, ORDER_TERMINAL_STATUSES, OrderSide
 __all__ = [
     "EXECUTION_FINAL_STATUSES",
     "EXECUTION_OPEN_STATUSES",
+    "EXECUTION_PNL_STATUSES",
     "EXECUTION_TERMINAL_STATUSES",
     "EXECUTION_TRANSITIONS",
     "ORDER_OPEN_STATUSES",
@@ -55,6 +56,9 @@ EXECUTION_OPEN_STATUSES = frozenset({ExecutionStatus.PENDING, ExecutionStatus.EX
 EXECUTION_TERMINAL_STATUSES = frozenset(
     {ExecutionStatus.COMPLETED, ExecutionStatus.FAILED, ExecutionStatus.UNWOUND, ExecutionStatus.NEEDS_ATTENTION}
 )
+# The settled executions whose profit is booked (a failed one traded nothing; a parked one waits for
+# an operator): the day's PnL and the risk state's daily PnL add up the same executions.
+EXECUTION_PNL_STATUSES = frozenset({ExecutionStatus.COMPLETED, ExecutionStatus.UNWOUND})
 # Terminal and never left again (NEEDS_ATTENTION is terminal for the lifecycle, but an operator resolves it).
 EXECUTION_FINAL_STATUSES = frozenset({ExecutionStatus.COMPLETED, ExecutionStatus.FAILED, ExecutionStatus.UNWOUND})
 

@@ -148,7 +148,7 @@ class TradeExecution(models.Model):
             ),
             models.Index(fields=["status", "-started_at"], name="exec_status_started_idx"),
             models.Index(fields=["symbol", "-started_at"], name="exec_symbol_started_idx"),
-            # The day's settlements (arbitragex.selectors.operations_overview): a range of completed_at.
+            # The day's settlements (config.operations.operations_overview): a range of completed_at.
             models.Index(fields=["completed_at"], name="exec_completed_idx"),
         ]
         constraints = [

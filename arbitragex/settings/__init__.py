@@ -77,6 +77,7 @@ INSTALLED_APPS = [
     "risk",
     "trading",
     "notifications",
+    "config",
 ]
 
 MIDDLEWARE = [
@@ -89,8 +90,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
-ROOT_URLCONF = "arbitragex.urls"
-ASGI_APPLICATION = "arbitragex.asgi.application"
+ROOT_URLCONF = "config.urls"
+ASGI_APPLICATION = "config.asgi.application"
 WSGI_APPLICATION = None
 
 TEMPLATES = [

@@ -16,8 +16,8 @@ from django.utils import timezone
 
 from arbitragex.errors import ApplicationError, ErrorCode
 from arbitragex.models import AuditLog, SystemConfig
-from arbitragex.selectors import operations_overview
 from arbitragex.services import config_get, config_set
+from config.operations import operations_overview
 from risk.models import GLOBAL_SCOPE, RiskState
 from tests.factories import (
     AccountBalanceFactory,
@@ -328,7 +328,7 @@ def test_resyncing_orders_applies_what_the_venue_says_and_audits_each_selected_o
         },
         open_ids={sell.client_order_id},
     )  # fmt: skip
-    monkeypatch.setattr("trading.sync.gateway_for", lambda account: venue)
+    monkeypatch.setattr("trading.gateways.gateway_for", lambda account: venue)
 
     page = run_action(admin_client, "trading_order", "resync_orders", [buy, sell], confirmed=False)
     assert_confirmation_page(page, "Ask the venues for the state of the open orders now?")
@@ -355,7 +355,7 @@ def test_resyncing_a_live_balance_replaces_it_with_the_venues_and_audits_the_old
     account = ExchangeAccountFactory(name="live-1", mode=AccountMode.LIVE)
     usdt = AccountBalanceFactory(account=account, asset="USDT", free=D("1000"), locked=D("0"))
     venue = ScriptedVenue(balances=[BalanceReport(asset="USDT", free=D("987.65"), locked=D("12.35"))])
-    monkeypatch.setattr("trading.balances.gateway_for", lambda acct: venue)
+    monkeypatch.setattr("trading.gateways.gateway_for", lambda acct: venue)
 
     page = run_action(admin_client, "trading_accountbalance", "resync_balances", [usdt], confirmed=False)
     assert_confirmation_page(page, "Replace these balances with what their venues say now?", "live-1")
@@ -380,7 +380,7 @@ def test_a_balance_whose_venue_does_not_answer_is_reported_and_audited_as_skippe
 
     account = ExchangeAccountFactory(name="live-down", mode=AccountMode.LIVE)
     row = AccountBalanceFactory(account=account, asset="USDT")
-    monkeypatch.setattr("trading.balances.gateway_for", lambda acct: Down())
+    monkeypatch.setattr("trading.gateways.gateway_for", lambda acct: Down())
 
     done = run_action(admin_client, "trading_accountbalance", "resync_balances", [row], confirmed=True)
 
@@ -403,7 +403,7 @@ def test_reconciliation_asks_whether_to_queue_it_or_run_it_here(admin_client):
 
 def test_reconciliation_run_here_reports_what_it_found_and_audits_the_run(admin_client, admin_user, monkeypatch):
     ExchangeAccountFactory(name="paper-1")
-    monkeypatch.setattr("trading.reconcile.gateway_for", lambda account: ScriptedVenue())
+    monkeypatch.setattr("trading.gateways.gateway_for", lambda account: ScriptedVenue())
 
     response = admin_client.post(RECONCILE, {"confirmed": "yes", "mode": "now"})
 

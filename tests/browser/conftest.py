@@ -1,4 +1,4 @@
-"""The real platform for a browser: daphne serving ``arbitragex.asgi`` in a subprocess, on this
+"""The real platform for a browser: daphne serving ``config.asgi`` in a subprocess, on this
 test's database and this suite's Redis, and a headless Chromium driven by Playwright.
 
 pytest-django's ``live_server`` is a WSGI server without WebSockets, so the tests start daphne
@@ -99,7 +99,7 @@ def asgi_server(transactional_db: Any, tmp_path: Path) -> Iterator[AsgiServer]:
     log = tmp_path / "daphne.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "arbitragex.asgi:application"],
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
             cwd=settings.BASE_DIR,
             env=env,
             stdout=out,

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from marketdata.calibration import (
+from venues.simulated.calibration import (
     BasisTracker,
     TopOfBook,
     dislocation_stats,

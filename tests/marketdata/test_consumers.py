@@ -18,7 +18,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django_redis import get_redis_connection
 
-from arbitragex.asgi import application
+from config.asgi import application
 from marketdata.consumers import CLOSE_UNAUTHENTICATED
 from marketdata.fanout import EXECUTIONS_GROUP, envelope, publish, symbol_group
 from marketdata.routing import websocket_urlpatterns

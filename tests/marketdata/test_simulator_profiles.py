@@ -1,7 +1,7 @@
 """The simulator's profiles: a steady lag per episode, and dislocations as each profile says.
 
 The statistical tests run the simulator for N simulated minutes and measure its output with the
-functions that measured the recorded captures (``marketdata.calibration``), so a profile is held to
+functions that measured the recorded captures (``venues.simulated.calibration``), so a profile is held to
 what it claims. Tolerances are three standard deviations of the estimate: a Poisson count for the
 frequency (±3√(λT)), and for a quantile q of a drawn distribution, the share of the n measured
 values below the profile's q-quantile, which is binomial (q ± 3√(q(1−q)/n)). Same seed, same market:
@@ -17,8 +17,8 @@ from decimal import Decimal
 import pytest
 from django.test import override_settings
 
-from marketdata.calibration import Dislocation, LeadLag, dislocations_scan, lead_lag
 from venues.feed import FeedRequest, FeedVenue
+from venues.simulated.calibration import Dislocation, LeadLag, dislocations_scan, lead_lag
 from venues.simulated.feed import SimulatedFeed
 from venues.simulated.market import DEMO, REALISTIC, SimulatedMarket, SimulationProfile
 from venues.simulated.profiles import PROFILES, LogNormal, profile_get

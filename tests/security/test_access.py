@@ -20,7 +20,7 @@ from django.contrib.auth import get_user_model
 from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.test import APIClient
 
-from arbitragex.asgi import application
+from config.asgi import application
 from marketdata.consumers import CLOSE_UNAUTHENTICATED
 from marketdata.routing import websocket_urlpatterns
 

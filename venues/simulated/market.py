@@ -34,8 +34,8 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from functools import lru_cache
 from pathlib import Path
 
-from marketdata.calibration import TopOfBook
 from venues.binance.parsing import MalformedFrame, parse_message
+from venues.simulated.calibration import TopOfBook
 from venues.simulated.profiles import DEMO, REALISTIC, SimulationProfile, profile_get
 from venues.simulated.recorded import iter_capture, market_capture_path
 from venues.types import BookLevel, DepthSnapshot, InstrumentSpec, Quote
@@ -349,7 +349,7 @@ class SimulatedMarket:
 
     def generate_tops(self, seconds: float) -> list[tuple[str, TopOfBook]]:
         """(symbol, top of book) of every quote over the next ``seconds`` of simulated time, stamped
-        to the microsecond (quotes carry milliseconds): what ``marketdata.calibration`` measures."""
+        to the microsecond (quotes carry milliseconds): what ``venues.simulated.calibration`` measures."""
         end_us = self._now_us + round(seconds * 1e6)
         tops: list[tuple[str, TopOfBook]] = []
         while self._queue[0][0] <= end_us:

@@ -17,7 +17,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from marketdata.calibration import (
+from venues.simulated.calibration import (
     DislocationScan,
     TopOfBook,
     capture_tops,

@@ -18,12 +18,8 @@ from arbitragex.services import config_values
 from marketdata.models import Venue
 from risk.breaker import breaker_active
 from risk.models import GLOBAL_SCOPE, RiskState
-from trading.enums import EXECUTION_OPEN_STATUSES, ExecutionStatus
+from trading.enums import EXECUTION_OPEN_STATUSES, EXECUTION_PNL_STATUSES
 from trading.models import TradeExecution
-
-# The settled executions whose profit is booked (a failed one traded nothing; a parked one waits for
-# an operator): the day's PnL and the risk state's daily PnL add up the same executions.
-PNL_STATUSES = (ExecutionStatus.COMPLETED, ExecutionStatus.UNWOUND)
 
 __all__ = ["OperationsOverview", "VenueHealth", "operations_overview"]
 
@@ -68,7 +64,7 @@ def operations_overview(*, now: datetime | None = None) -> OperationsOverview:
     # (status, started_at) index, and today's settlements are a range of the completed_at index. An
     # unwound execution made or lost money too (the risk state counts it): it is part of the day's PnL.
     today = TradeExecution.objects.filter(
-        status__in=PNL_STATUSES, completed_at__gte=day_start, completed_at__lt=day_start + timedelta(days=1)
+        status__in=EXECUTION_PNL_STATUSES, completed_at__gte=day_start, completed_at__lt=day_start + timedelta(days=1)
     ).aggregate(pnl=Sum("actual_profit"), completed=Count("id"))
     open_executions = TradeExecution.objects.filter(status__in=EXECUTION_OPEN_STATUSES).count()
 

@@ -1,11 +1,14 @@
+"""The URLs of the whole platform: every app's API under /api/v1/, the admin, the dashboard, health and
+metrics."""
+
 from __future__ import annotations
 
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from arbitragex.dashboard import dashboard
 from arbitragex.views import healthz, metrics_view
+from config.dashboard import dashboard
 
 api_v1 = [
     path("", include("marketdata.api.urls")),

@@ -1,6 +1,6 @@
 """The operators' dashboard page (``/dashboard/``).
 
-The page is plain HTML and JavaScript (``arbitragex/static/arbitragex/dashboard.js``, no build step,
+The page is plain HTML and JavaScript (``config/static/arbitragex/dashboard.js``, no build step,
 nothing loaded from outside the platform). Its figures come from the REST API and the WebSocket feed
 ``/ws/market/``, both authenticated by the admin session, so this view only hands the page what it
 cannot ask for itself: the symbols to subscribe to, the venue codes by id (execution events carry

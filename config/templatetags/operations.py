@@ -8,7 +8,7 @@ from decimal import Decimal
 from django import template
 
 from arbitragex.money import fmt
-from arbitragex.selectors import OperationsOverview, operations_overview
+from config.operations import OperationsOverview, operations_overview
 
 register = template.Library()
 
