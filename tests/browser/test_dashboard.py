@@ -25,8 +25,8 @@ from tests.factories import (
     TradeExecutionFactory,
     VenueFactory,
 )
+from trading.effects import execution_payload
 from trading.enums import ExecutionStatus
-from trading.orders import execution_payload
 
 D = Decimal
 SCREENSHOT = Path(settings.BASE_DIR) / "docs" / "dashboard.png"
