@@ -23,7 +23,7 @@ from trading.enums import (
     TimeInForce,
 )
 from trading.models import AccountBalance, ArbitrageOpportunity, Fill, Order, TradeExecution
-from trading.selectors import STATISTICS_GROUPS
+from trading.statistics import STATISTICS_GROUPS
 
 
 class _DecimalModelSerializer(ReadFastSerializerMixin, serializers.ModelSerializer):  # type: ignore[type-arg]

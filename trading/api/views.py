@@ -30,6 +30,7 @@ from trading.api.serializers import (
     OrderSerializer,
     StatisticsQuerySerializer,
 )
+from trading.statistics import execution_statistics_report
 
 STATISTICS_DEFAULT_RANGE = timedelta(days=30)
 UUID_PATTERN = r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
@@ -65,7 +66,7 @@ class ExecutionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         return page
 
     def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        execution = selectors.execution_detail(execution_id=kwargs["pk"])
+        execution = selectors.execution_get(execution_id=kwargs["pk"])
         return Response(ExecutionDetailSerializer(execution).data)
 
     @extend_schema(
@@ -126,7 +127,7 @@ class ExecutionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         params = query.validated_data
         end = params.get("end") or timezone.now()
         start = params.get("start") or _range_start(end)
-        report = selectors.execution_statistics_report(
+        report = execution_statistics_report(
             start=start, end=end, symbol=params.get("symbol"), group_by=params.get("group_by")
         )
         return Response(ExecutionStatisticsSerializer(report).data)

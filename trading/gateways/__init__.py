@@ -19,6 +19,9 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
+GatewayFactory = Callable[["ExchangeAccount"], "Gateway"]
+"""How a service gets the gateway of an account: ``gateway_for`` in production; tests pass their own."""
+
 
 def gateway_for(account: ExchangeAccount) -> Gateway:
     """The gateway of ``account``: the paper venue for a paper account, else its venue family's (a live
