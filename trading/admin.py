@@ -510,7 +510,7 @@ def reconcile_run(model_admin: OrderAdmin, request: HttpRequest, *, mode: str) -
     task_id = str(uuid.uuid4())
     try:
         reconcile_task.apply_async(kwargs={"requested_by": request.user.get_username()}, task_id=task_id)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 (any broker failure: said to the operator instead of a 500)
         model_admin.message_user(
             request, f"Could not queue reconciliation: {type(exc).__name__}: {exc}", messages.ERROR
         )

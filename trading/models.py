@@ -280,7 +280,7 @@ class AccountBalance(models.Model):
         return f"{self.account_id}:{self.asset}"
 
     @property
-    def available(self):  # type: ignore[no-untyped-def]
+    def available(self):
         return self.free - self.reserved
 
 

@@ -150,7 +150,7 @@ def execution_lease(execution_id: str) -> Iterator[LeaseLost | None]:
         renewer.join()
         try:
             lock.release()
-        except Exception:  # expired meanwhile: nothing left to release
+        except Exception:  # noqa: BLE001 (expired meanwhile: nothing left to release)
             logger.warning("placement lease of %s had expired before release", execution_id)
 
 
@@ -164,7 +164,7 @@ def _lease_renew(lock: Any, execution_id: str, stop: threading.Event, lost: thre
             logger.warning("placement lease of %s lost: %s; this run sends nothing more", execution_id, exc)
             lost.set()
             return
-        except Exception as exc:  # Redis unreachable: the lease still has the rest of its time to live
+        except Exception as exc:  # noqa: BLE001 (Redis unreachable: the lease still has the rest of its time to live)
             logger.warning("placement lease of %s not renewed: %s: %s", execution_id, type(exc).__name__, exc)
 
 
@@ -358,7 +358,7 @@ def claims_still_held(claims: list[_Claim]) -> set[int]:
     return {pk for pk, attempts, status in rows if attempts == tokens[pk] and status == OrderStatus.PENDING}
 
 
-async def _send(gateway: Gateway, claim: _Claim, lease: LeaseLost, fenced: bool) -> _Outcome:
+async def _send(gateway: Gateway, claim: _Claim, lease: LeaseLost, fenced: bool) -> _Outcome:  # noqa: C901 (each branch is one answer a venue can give to a send; read as a table)
     """``fenced``: the claim was proven still held just before; else it is proven here, after the lookup."""
     request = claim.request
     if claim.look_up_first:

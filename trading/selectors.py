@@ -41,7 +41,7 @@ def execution_get(*, execution_id: uuid.UUID | str) -> TradeExecution:
     if cached == _MISS:
         raise ApplicationError(ErrorCode.DB_NOT_FOUND, f"execution {execution_id} not found")
     if cached is not None:
-        return cached  # type: ignore[no-any-return]
+        return cached
     try:
         ident = uuid.UUID(str(execution_id))
     except ValueError:

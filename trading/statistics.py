@@ -138,7 +138,7 @@ def _live_spans(
     return spans
 
 
-def execution_statistics_report(
+def execution_statistics_report(  # noqa: C901 (rolled-up and live parts of one report, which must add up in one place)
     *, start: datetime, end: datetime, symbol: str | None = None, group_by: str | None = None
 ) -> ExecutionStatisticsReport:
     """Execution figures over ``start <= started_at < end``, optionally per UTC day or per symbol.

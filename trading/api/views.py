@@ -45,7 +45,7 @@ EXECUTION_ID = OpenApiParameter("id", OpenApiTypes.UUID, OpenApiParameter.PATH, 
         responses={200: ExecutionDetailSerializer, **error_responses(404)},
     ),
 )
-class ExecutionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):  # type: ignore[type-arg]
+class ExecutionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = ExecutionSerializer
     filterset_class = ExecutionFilter
     pagination_class = ExecutionCursorPagination
@@ -145,7 +145,7 @@ def _range_start(end: datetime) -> datetime:
 @extend_schema_view(
     get=extend_schema(summary="Orders", responses={200: OrderSerializer(many=True), **error_responses(400)})
 )
-class OrderListView(ListAPIView):  # type: ignore[type-arg]
+class OrderListView(ListAPIView):
     serializer_class = OrderSerializer
     filterset_class = OrderFilter
     pagination_class = OrderCursorPagination
@@ -160,7 +160,7 @@ class OrderListView(ListAPIView):  # type: ignore[type-arg]
         responses={200: OpportunitySerializer(many=True), **error_responses(400)},
     )
 )
-class OpportunityListView(ListAPIView):  # type: ignore[type-arg]
+class OpportunityListView(ListAPIView):
     serializer_class = OpportunitySerializer
     filterset_class = OpportunityFilter
     pagination_class = OpportunityCursorPagination
@@ -176,7 +176,7 @@ class OpportunityListView(ListAPIView):  # type: ignore[type-arg]
         responses={200: BalanceSerializer(many=True), **error_responses(400)},
     )
 )
-class BalanceListView(ListAPIView):  # type: ignore[type-arg]
+class BalanceListView(ListAPIView):
     serializer_class = BalanceSerializer
     filterset_class = BalanceFilter
     pagination_class = None

@@ -28,6 +28,7 @@ from django.db.models import Q
 
 from arbitragex.errors import ErrorCode
 from arbitragex.money import MONEY_CONTEXT, ZERO
+from arbitragex.services import config_get
 from marketdata import cache as quote_cache
 from marketdata.books import OrderBook
 from marketdata.models import Instrument, Venue
@@ -498,8 +499,6 @@ class PaperVenue:
 
 
 def _fill_latency_ms() -> int:
-    from arbitragex.services import config_get
-
     return int(config_get("paper_fill_latency_ms"))
 
 
@@ -544,7 +543,7 @@ class PaperGateway(Gateway):
 # --- resting orders -----------------------------------------------------------------------------------
 
 
-def paper_match_resting(venue_code: str, symbol: str) -> int:
+def paper_match_resting(venue_code: str, symbol: str) -> int:  # noqa: C901 (one matching pass under one set of locks; its steps share them)
     """Fill the paper orders resting on ``symbol`` at ``venue_code`` that the cached book crosses.
 
     Called by the stream process after it writes a book (through ``sync_to_async``) or by a task.
