@@ -39,6 +39,19 @@ D = Decimal
 Action = Callable[[], str | None]
 
 
+class Timeline:
+    """Every fault with its wall-clock time, to read beside the platform's log (``faults.log``)."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self._lock = threading.Lock()
+
+    def note(self, what: str) -> None:
+        now = time.time()
+        with self._lock:
+            self.lines.append(f"{time.strftime('%H:%M:%S', time.localtime(now))}.{int(now % 1 * 1000):03d} {what}")
+
+
 class FaultDriver(threading.Thread):
     """Injects one random fault every ``fault_every_s`` until stopped; counts what it did."""
 
@@ -61,6 +74,7 @@ class FaultDriver(threading.Thread):
         self.kills: Counter[str] = Counter()
         self.errors: list[str] = []
         self.outages: list[str] = []  # how long each server fault kept the server away
+        self.timeline = Timeline()
         self._timers: list[threading.Thread] = []
         self._lock = threading.Lock()
         # What is under way: a server fault at a time; no second clock jump or maintenance at a venue.
@@ -117,6 +131,7 @@ class FaultDriver(threading.Thread):
                 continue
             if name:
                 self.done[name] += 1
+                self.timeline.note(name)
             elif from_deck:
                 self.deck.insert(0, action)  # not possible now (a server fault under way...): later
 
@@ -227,9 +242,11 @@ class FaultDriver(threading.Thread):
         low, high = self.settings.clock_jump_ms
         offset = self.rng.choice((-1, 1)) * self.rng.randint(low, high)
         self._jumped.add(venue.code)
+        self.timeline.note(f"{venue.code} clock {offset:+d} ms")
         venue.fake.clock_offset_ms = offset
 
         def restore() -> None:
+            self.timeline.note(f"{venue.code} clock restored")
             venue.fake.clock_offset_ms = 0
             self._jumped.discard(venue.code)
 
@@ -242,6 +259,7 @@ class FaultDriver(threading.Thread):
             return None
         duration = round(self.rng.uniform(*self.settings.maintenance_s), 1)
         self._maintenance.add(venue.code)
+        self.timeline.note(f"{venue.code} in maintenance for {duration} s")
         for target in ("rest", "ws_api"):
             venue.fake.inject_fault("http_5xx", target=target, status=503, duration=duration)
         venue.fake.drop_ws_api_connections()
@@ -251,9 +269,11 @@ class FaultDriver(threading.Thread):
     # --- processes (the supervisor restarts them) ---
 
     def _running(self, names: list[str]) -> tuple[str, int] | None:
-        """A process among ``names`` that is up and not frozen by this driver, with its pid."""
-        up = [(name, pid) for name in names if (pid := self.platform.pid(name)) is not None
-              and pid not in self.frozen_groups]  # fmt: skip
+        """A process among ``names`` that is up with nothing of it frozen, and its pid. A worker whose pool
+        process froze itself at a fault point is left alone: it is to resume past the visibility timeout
+        (a kill between the claim and the send is what the random kills already do)."""
+        frozen = self.frozen_groups | {_group(p.pid) for p in self.platform.stopped_processes()}
+        up = [(name, pid) for name in names if (pid := self.platform.pid(name)) is not None and pid not in frozen]
         return self.rng.choice(up) if up else None
 
     def _kill_group(self, pid: int) -> None:
@@ -321,8 +341,6 @@ class FaultDriver(threading.Thread):
         if found is None:
             return None
         name, pid = found
-        if any(os.getpgid(p.pid) == pid for p in self.platform.stopped_processes() if _exists(p.pid)):
-            return None  # a fault point froze one of its processes: resuming the group would cut that short
         thaw_in = self.settings.visibility_timeout_s + self.rng.uniform(*self.settings.thaw_after_s)
         whole = self.rng.random() < 0.5
         if whole:
@@ -337,6 +355,7 @@ class FaultDriver(threading.Thread):
             os.kill(child, signal.SIGSTOP)
 
         def thaw() -> None:
+            self.timeline.note(f"SIGCONT to the frozen {name} ({'group' if whole else 'pool process'})")
             with contextlib.suppress(ProcessLookupError):
                 if whole:
                     os.killpg(pid, signal.SIGCONT)
@@ -368,6 +387,7 @@ class FaultDriver(threading.Thread):
             try:
                 self.servers.redis_start()
                 self.outages.append(f"redis down {time.monotonic() - killed:.1f} s")
+                self.timeline.note("Redis restarted (empty)")
             finally:
                 self._server_fault.release()
 
@@ -382,6 +402,7 @@ class FaultDriver(threading.Thread):
             try:
                 took = self.servers.postgres_restart_immediate()
                 self.outages.append(f"postgresql restart (immediate) {took:.1f} s")
+                self.timeline.note(f"PostgreSQL back after {took:.1f} s")
             finally:
                 self._server_fault.release()
 
@@ -389,12 +410,11 @@ class FaultDriver(threading.Thread):
         return "PostgreSQL restarted in immediate mode"
 
 
-def _exists(pid: int) -> bool:
+def _group(pid: int) -> int:
     try:
-        os.getpgid(pid)
+        return os.getpgid(pid)
     except ProcessLookupError:
-        return False
-    return True
+        return -1
 
 
 class FaultPointThawer(threading.Thread):
@@ -440,6 +460,7 @@ class FaultPointThawer(threading.Thread):
                 if not stopped:
                     if pid in self.resume_at:
                         self.gone += 1
+                        self.driver.timeline.note(f"process {pid}, frozen at a fault point, is gone")
                         del self.resume_at[pid]
                     if not process.is_running():
                         del self.known[pid]
@@ -448,6 +469,7 @@ class FaultPointThawer(threading.Thread):
                     continue
                 if pid not in self.resume_at:
                     self.frozen += 1
+                    self.driver.timeline.note(f"process {pid} frozen at a fault point")
                     wait = self.settings.visibility_timeout_s + self.rng.uniform(*self.settings.thaw_after_s)
                     self.resume_at[pid] = now + wait
                 elif now >= self.resume_at[pid]:
@@ -455,6 +477,7 @@ class FaultPointThawer(threading.Thread):
                         if process.ppid() not in parents:
                             self.orphans += 1
                         process.send_signal(signal.SIGCONT)
+                        self.driver.timeline.note(f"SIGCONT to process {pid} (frozen at a fault point)")
                         self.resumed += 1
                         self.last_resumed = now
                     del self.resume_at[pid]

@@ -47,7 +47,7 @@ def test_under_chaos_nothing_is_lost_or_duplicated_and_everything_recovers(djang
     chaos = ChaosSettings.from_env(executions=CI_EXECUTIONS)
     report = Report(chaos)
     report.say(f"settings: {chaos}")
-    report.say(f"logs: {tmp_path}")
+    report.say(f"logs: {tmp_path} (platform.log and one file per process, faults.log: every fault with its time)")
     servers = ChaosServers.start()
     report.say(f"servers: PostgreSQL and Redis of its own in {servers.data}")
     venues = venues_start(uuid.uuid4().hex[:6])
@@ -115,6 +115,7 @@ def test_under_chaos_nothing_is_lost_or_duplicated_and_everything_recovers(djang
         quotes.stopping.set()
         if faults is not None:
             faults.stopping.set()
+            (tmp_path / "faults.log").write_text("".join(f"{line}\n" for line in faults.timeline.lines))
         if thawer is not None:
             thawer.stopping.set()
         if platform is not None:
