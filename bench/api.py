@@ -40,11 +40,14 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.db import DatabaseError
+
 from bench._support import (
     FULL,
     Mode,
     database_create,
     database_exists,
+    database_fresh,
     latency_summary,
     migrate,
     use_database,
@@ -100,7 +103,12 @@ def _seed(name: str, executions: int) -> dict[str, Any]:
     if not database_exists(name):
         database_create(name)
     use_database(name)
-    migrate()
+    try:
+        migrate()
+    except DatabaseError as exc:
+        # Kept from a run of another version whose migrations differ: start it afresh.
+        print(f"  the kept database {name} does not migrate ({exc}); recreating it", flush=True)
+        database_fresh(name)
     from django.db import connection
 
     with connection.cursor() as cursor:

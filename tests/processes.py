@@ -34,7 +34,8 @@ def process_environment(**extra: str) -> dict[str, str]:
     xdist worker), the test database, the same Redis and data directory."""
     env = {name: value for name, value in os.environ.items() if name not in _NOT_INHERITED}
     env.update(
-        DJANGO_SETTINGS_MODULE=settings.SETTINGS_MODULE,
+        # Not settings.SETTINGS_MODULE: under override_settings that reads None.
+        DJANGO_SETTINGS_MODULE=os.environ["DJANGO_SETTINGS_MODULE"],
         DATABASE_URL=the_test_database_url(),
         REDIS_URL=settings.REDIS_URL,
         ARBX_DATA_DIR=str(settings.DATA_DIR),

@@ -35,7 +35,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal, localcontext
 
-from asgiref.sync import async_to_sync
 from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Q
@@ -47,7 +46,7 @@ from risk.breaker import TripReason
 from risk.models import GLOBAL_SCOPE, RiskState
 from risk.services import breaker_close, breaker_open
 from trading.enums import ORDER_OPEN_STATUSES, AccountMode, IncidentKind, OrderSide
-from trading.gateways import gateway_for
+from trading.gateways import gateway_run
 from trading.gateways.base import BalanceReport, Gateway, VenueError
 from trading.gateways.paper import balance_cache_key
 from trading.models import AccountBalance, ExchangeAccount, Fill, Incident, Order
@@ -238,7 +237,6 @@ def balances_sync(
     *, account_ids: Iterable[int] | None = None, gateway_factory: GatewayFactory | None = None
 ) -> dict[int, list[BalanceDrift]]:
     """Fetch every enabled account's balances (or those of ``account_ids``) and write them."""
-    factory = gateway_factory or gateway_for
     accounts = ExchangeAccount.objects.filter(enabled=True).select_related("venue").order_by("pk")
     if account_ids is not None:
         accounts = accounts.filter(pk__in=list(account_ids))
@@ -247,7 +245,7 @@ def balances_sync(
     for account in accounts:
         read_at = timezone.now()
         try:
-            reports, offset_ms = _fetch_balances(factory(account))
+            reports, offset_ms = _fetch_balances(account, gateway_factory)
         except VenueError as exc:
             logger.warning("balance sync of %s skipped: %s", account, exc)
             if account.mode == AccountMode.LIVE:
@@ -273,13 +271,10 @@ def drift_breaker_close_if_clear() -> bool:
     return True
 
 
-def _fetch_balances(gateway: Gateway) -> tuple[list[BalanceReport], int | None]:
+def _fetch_balances(account: ExchangeAccount, factory: GatewayFactory | None) -> tuple[list[BalanceReport], int | None]:
     """The balances, and the venue's clock offset the gateway measured meanwhile."""
 
-    async def fetch() -> tuple[list[BalanceReport], int | None]:
-        try:
-            return await gateway.balances(), gateway.time_offset_ms
-        finally:
-            await gateway.close()
+    async def fetch(gateway: Gateway) -> tuple[list[BalanceReport], int | None]:
+        return await gateway.balances(), gateway.time_offset_ms
 
-    return async_to_sync(fetch)()
+    return gateway_run(account, fetch, factory=factory)

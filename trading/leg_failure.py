@@ -33,7 +33,6 @@ from datetime import datetime, timedelta
 from decimal import Decimal, localcontext
 from enum import StrEnum
 
-from asgiref.sync import async_to_sync
 from django.db import transaction
 from django.utils import timezone
 
@@ -52,7 +51,7 @@ from trading.enums import (
     OrderType,
     TimeInForce,
 )
-from trading.gateways import gateway_for
+from trading.gateways import gateway_run
 from trading.gateways.base import FinalVenueError, Gateway, OrderReport, VenueError
 from trading.models import ExchangeAccount, Order, TradeExecution
 from trading.orders import order_apply_update, order_mark
@@ -287,7 +286,6 @@ def orders_resolve_timed_out(
     remote = [order for order in orders if not (order.status == OrderStatus.PENDING and order.place_attempts == 0)]
     if not remote:
         return handled
-    factory = gateway_factory or gateway_for
     with execution_lease(execution_id) as lease:
         if lease is None:
             return handled
@@ -295,50 +293,45 @@ def orders_resolve_timed_out(
         fresh = {o.pk: o for o in Order.objects.filter(pk__in=[o.pk for o in remote]).select_related("account__venue")}
         remote = [fresh[o.pk] for o in remote if fresh[o.pk].status not in ORDER_TERMINAL_STATUSES]
         for order in remote:
-            handled += _end_at_venue(order, factory(order.account), now)
+            handled += _end_at_venue(order, gateway_factory, now)
     return handled
 
 
-def _end_at_venue(order: Order, gateway: Gateway, now: datetime) -> int:
+def _end_at_venue(order: Order, factory: GatewayFactory | None, now: datetime) -> int:
+    """End one timed-out order at its venue; returns 1 when it is final now. Venue calls only in here:
+    the answers are applied after, from this thread."""
     symbol, cid = order.symbol, order.client_order_id
+    maybe_unsent = order.status in (OrderStatus.PENDING, OrderStatus.UNKNOWN)
+    if maybe_unsent and not send_window_closed(order, max(now, timezone.now())):
+        # A send of its last claim may still reach the venue: not found now proves nothing.
+        return 0
 
-    async def lookup() -> OrderReport | None:
-        return await gateway.get_order(symbol=symbol, client_order_id=cid)
-
-    async def cancel() -> OrderReport:
-        return await gateway.cancel_order(symbol=symbol, client_order_id=cid)
-
-    async def close() -> None:
-        await gateway.close()
-
-    try:
-        maybe_unsent = order.status in (OrderStatus.PENDING, OrderStatus.UNKNOWN)
+    async def end(gateway: Gateway) -> tuple[str, OrderReport | None]:
         if maybe_unsent:
-            if not send_window_closed(order, max(now, timezone.now())):
-                # A send of its last claim may still reach the venue: not found now proves nothing.
-                return 0
-            report = async_to_sync(lookup)()
-            if report is None:
-                message = "not found at the venue after the leg timeout"
-                order_mark(order_id=order.pk, status=OrderStatus.EXPIRED, message=message)
-                return 1
-            order_apply_update(order_id=order.pk, update=report, source=UpdateSource.POLL)
-            if report.status in ORDER_TERMINAL_STATUSES:
-                return 1
+            found = await gateway.get_order(symbol=symbol, client_order_id=cid)
+            if found is None:
+                return "missing", None
+            if found.status in ORDER_TERMINAL_STATUSES:
+                return "final", found
         try:
-            report = async_to_sync(cancel)()
+            return "cancelled", await gateway.cancel_order(symbol=symbol, client_order_id=cid)
         except FinalVenueError as exc:
             if exc.code != ErrorCode.VENUE_UNKNOWN_ORDER:
                 raise
             # Closed at the venue before the cancel arrived: take its final state.
-            found = async_to_sync(lookup)()
-            if found is None:
-                return 0
-            report = found
-        order_apply_update(order_id=order.pk, update=report, source=UpdateSource.POLL)
-        return 1
+            return "closed", await gateway.get_order(symbol=symbol, client_order_id=cid)
+
+    try:
+        outcome, report = gateway_run(order.account, end, factory=factory)
     except VenueError as exc:
         logger.warning("could not end timed-out order %s: %s", cid, exc)
         return 0
-    finally:
-        async_to_sync(close)()
+    if outcome == "missing":
+        order_mark(
+            order_id=order.pk, status=OrderStatus.EXPIRED, message="not found at the venue after the leg timeout"
+        )
+        return 1
+    if report is None:
+        return 0
+    order_apply_update(order_id=order.pk, update=report, source=UpdateSource.POLL)
+    return 1

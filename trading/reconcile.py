@@ -30,7 +30,6 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from asgiref.sync import async_to_sync
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -46,7 +45,7 @@ from trading.enums import (
     OrderType,
     TimeInForce,
 )
-from trading.gateways import gateway_for
+from trading.gateways import gateway_run
 from trading.gateways.base import BalanceReport, Gateway, OrderReport, VenueError
 from trading.models import ExchangeAccount, Incident, Order, TradeExecution
 from trading.orders import order_apply_update
@@ -76,11 +75,11 @@ class _VenueView:
     queried: dict[str, OrderReport | None] = field(default_factory=dict)
     balances: list[BalanceReport] | None = None
     balances_read_at: datetime | None = None
+    offset_ms: int | None = None
 
 
 def reconcile(*, gateway_factory: GatewayFactory | None = None, now: datetime | None = None) -> ReconcileResult:
     now = now or timezone.now()
-    factory = gateway_factory or gateway_for
     result = ReconcileResult()
     for account in ExchangeAccount.objects.filter(enabled=True).select_related("venue").order_by("pk"):
         local_open = {
@@ -92,7 +91,7 @@ def reconcile(*, gateway_factory: GatewayFactory | None = None, now: datetime | 
             | {order.symbol for order in local_open.values()}
         )
         try:
-            view = _fetch(factory(account), symbols, local_open)
+            view = _fetch(account, symbols, local_open, gateway_factory)
         except VenueError as exc:
             logger.warning("reconciliation of %s skipped: %s", account, exc)
             continue
@@ -100,7 +99,7 @@ def reconcile(*, gateway_factory: GatewayFactory | None = None, now: datetime | 
         _orders_compare(account, view, local_open, result)
         if view.balances is not None:
             result.balance_drifts[account.pk] = account_balances_sync(
-                account=account, reports=view.balances, now=view.balances_read_at or now
+                account=account, reports=view.balances, now=view.balances_read_at or now, venue_offset_ms=view.offset_ms
             )
     result.resolved = incidents_resolve(now=timezone.now())
     return result
@@ -147,23 +146,23 @@ def _cause_gone(incident: Incident) -> str | None:
     return None
 
 
-def _fetch(gateway: Gateway, symbols: list[str], local_open: dict[str, Order]) -> _VenueView:
-    async def fetch() -> _VenueView:
+def _fetch(
+    account: ExchangeAccount, symbols: list[str], local_open: dict[str, Order], factory: GatewayFactory | None
+) -> _VenueView:
+    async def fetch(gateway: Gateway) -> _VenueView:
         view = _VenueView()
-        try:
-            for symbol in symbols:
-                view.open_orders[symbol] = await gateway.open_orders(symbol=symbol)
-            listed = {report.client_order_id for reports in view.open_orders.values() for report in reports}
-            for cid, order in local_open.items():
-                if cid not in listed:
-                    view.queried[cid] = await gateway.get_order(symbol=order.symbol, client_order_id=cid)
-            view.balances_read_at = timezone.now()
-            view.balances = await gateway.balances()
-        finally:
-            await gateway.close()
+        for symbol in symbols:
+            view.open_orders[symbol] = await gateway.open_orders(symbol=symbol)
+        listed = {report.client_order_id for reports in view.open_orders.values() for report in reports}
+        for cid, order in local_open.items():
+            if cid not in listed:
+                view.queried[cid] = await gateway.get_order(symbol=order.symbol, client_order_id=cid)
+        view.balances_read_at = timezone.now()
+        view.balances = await gateway.balances()
+        view.offset_ms = gateway.time_offset_ms
         return view
 
-    return async_to_sync(fetch)()
+    return gateway_run(account, fetch, factory=factory)
 
 
 def _incident_once(kind: IncidentKind, *, account: ExchangeAccount, client_order_id: str, **fields: Any) -> int | None:

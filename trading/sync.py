@@ -34,7 +34,7 @@ from trading.enums import (
     OpportunityStatus,
     OrderStatus,
 )
-from trading.gateways import gateway_for
+from trading.gateways import gateway_for, gateway_run
 from trading.gateways.base import Gateway, OrderReport, SymbolRules, VenueError
 from trading.models import ArbitrageOpportunity, ExchangeAccount, Fill, Order, TradeExecution
 from trading.orders import (
@@ -81,7 +81,6 @@ class _Local:
 
 def orders_sync_open(*, gateway_factory: GatewayFactory | None = None, now: datetime | None = None) -> OrdersSyncResult:
     now = now or timezone.now()
-    factory = gateway_factory or gateway_for
     result = OrdersSyncResult()
     groups: dict[tuple[int, str], list[_Local]] = defaultdict(list)
     for pk, account_id, symbol, cid, status in (
@@ -96,7 +95,7 @@ def orders_sync_open(*, gateway_factory: GatewayFactory | None = None, now: date
         accounts = ExchangeAccount.objects.select_related("venue").in_bulk({account for account, _ in groups})
         for account_id in sorted(accounts):
             account_groups = {symbol: orders for (acct, symbol), orders in groups.items() if acct == account_id}
-            reports.update(_fetch(factory(accounts[account_id]), account_groups, result))
+            reports.update(_fetch(accounts[account_id], account_groups, result, gateway_factory))
     if reports:
         _apply_bulk(reports, now, result)
     result.settlements = _sweep_timeouts(now)
@@ -104,31 +103,33 @@ def orders_sync_open(*, gateway_factory: GatewayFactory | None = None, now: date
     return result
 
 
-def _fetch(gateway: Gateway, groups: dict[str, list[_Local]], result: OrdersSyncResult) -> dict[int, OrderReport]:
-    async def fetch() -> dict[int, OrderReport]:
+def _fetch(
+    account: ExchangeAccount,
+    groups: dict[str, list[_Local]],
+    result: OrdersSyncResult,
+    factory: GatewayFactory | None,
+) -> dict[int, OrderReport]:
+    async def fetch(gateway: Gateway) -> dict[int, OrderReport]:
         found: dict[int, OrderReport] = {}
-        try:
-            for symbol, local in groups.items():
-                try:
-                    listed = await gateway.open_orders(symbol=symbol)
-                    result.open_orders_calls += 1
-                    by_id = {report.client_order_id: report for report in listed}
-                    for order in local:
-                        if order.client_order_id in by_id:
-                            found[order.pk] = by_id[order.client_order_id]
-                            continue
-                        # Left the open list (or never made it there): only its own query says how.
-                        report = await gateway.get_order(symbol=symbol, client_order_id=order.client_order_id)
-                        result.order_queries += 1
-                        if report is not None:
-                            found[order.pk] = report
-                except VenueError as exc:
-                    logger.warning("order sync of %s skipped: %s", symbol, exc)
-        finally:
-            await gateway.close()
+        for symbol, local in groups.items():
+            try:
+                listed = await gateway.open_orders(symbol=symbol)
+                result.open_orders_calls += 1
+                by_id = {report.client_order_id: report for report in listed}
+                for order in local:
+                    if order.client_order_id in by_id:
+                        found[order.pk] = by_id[order.client_order_id]
+                        continue
+                    # Left the open list (or never made it there): only its own query says how.
+                    report = await gateway.get_order(symbol=symbol, client_order_id=order.client_order_id)
+                    result.order_queries += 1
+                    if report is not None:
+                        found[order.pk] = report
+            except VenueError as exc:
+                logger.warning("order sync of %s skipped: %s", symbol, exc)
         return found
 
-    return async_to_sync(fetch)()
+    return gateway_run(account, fetch, factory=factory)
 
 
 def _apply_bulk(reports: dict[int, OrderReport], now: datetime, result: OrdersSyncResult) -> None:

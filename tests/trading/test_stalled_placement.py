@@ -71,10 +71,14 @@ def test_a_worker_frozen_between_claim_and_send_past_the_visibility_timeout_neve
     assert execution.status == ExecutionStatus.COMPLETED, execution.error_message
     placed = {leg.code: len(leg.orders()) for leg in desk.legs}
 
+    resumed_at = len(frozen.lines)
     frozen.resume()
     # The resumed run finishes its task (or asks for a retry): it must leave every venue as it was.
     wait_for(
-        lambda: re.search(r"execution_place_orders\[[^\]]+\] (succeeded|retry)", frozen.log()) is not None,
+        lambda: (
+            re.search(r"execution_place_orders\[[^\]]+\] (succeeded|retry)", "".join(frozen.lines[resumed_at:]))
+            is not None
+        ),
         DONE_TIMEOUT_S,
         "the resumed run to end",
         frozen,
@@ -89,15 +93,17 @@ def test_a_worker_frozen_between_claim_and_send_past_the_visibility_timeout_neve
         assert order.exchange_order_id == str(remote.order_id)
         assert (order.filled_qty, recorded_fills(order)) == (remote.executed_qty, venue_fills(remote))
     if point == "placement.before_send":
-        # The late sends did reach the venues, and were refused there: too late for their recvWindow.
+        # The leg frozen at the point of sending did go out when the worker resumed, and was refused by the
+        # venue: too late for its recvWindow. (The other leg's run may have noticed its lost lease first.)
+        refused = 0
         for leg, order in zip(desk.legs, legs_of(execution).values(), strict=True):
             sends = leg.requests("order", "POST", newClientOrderId=order.client_order_id)
-            # The redelivered run's, accepted; the resumed run's, refused (and once more after a clock resync).
-            assert len(sends) >= 2 and sends[0].status == 200, sends
-            assert {r.status for r in sends[1:]} == {400}, sends
+            assert sends[0].status == 200 and {r.status for r in sends[1:]} <= {400}, sends
+            refused += len(sends) - 1
+        assert refused >= 1
         assert "resyncing the clock offset" in frozen.log()
     else:
-        assert "a later run holds its claim" in frozen.log()
+        assert "a later run holds its claim" in "".join(frozen.lines), "".join(frozen.lines)[-3000:]
     assert not Order.objects.filter(execution=execution, adopted_from__isnull=False).exists()
     assert not Incident.objects.filter(kind=IncidentKind.DUPLICATE_AT_VENUE).exists()
     assert_settled_from_the_fills(desk, execution)

@@ -7,7 +7,8 @@ import atexit
 import contextlib
 import importlib
 import threading
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from arbitragex.errors import ApplicationError, ErrorCode
 from trading.enums import AccountMode
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     from trading.models import ExchangeAccount
 
 BINANCE_GATEWAY_MODULE = "trading.gateways.binance"
+T = TypeVar("T")
 
 
 def gateway_for(account: ExchangeAccount) -> Gateway:
@@ -97,4 +99,41 @@ def gateway_shared(account: ExchangeAccount) -> Gateway | None:
     return held[1]
 
 
-__all__ = ["gateway_for", "gateway_shared"]
+def gateway_run(
+    account: ExchangeAccount,
+    work: Callable[[Gateway], Coroutine[Any, Any, T]],
+    *,
+    factory: Callable[[ExchangeAccount], Gateway] | None = None,
+) -> T:
+    """Run ``work`` (venue calls only) with the account's gateway, from sync code.
+
+    A live account uses the process's one gateway on the process's one event loop (``gateway_shared``):
+    one venue client per process and loop, never re-created, closed at shutdown. Inside a transaction
+    (tests), or with a ``factory``, a gateway of its own is made and closed after, on a loop of its own.
+    """
+    from asgiref.sync import async_to_sync
+    from django.db import transaction
+
+    from arbitragex.background import background_run
+
+    if factory is None and not transaction.get_connection().in_atomic_block:
+        shared = gateway_shared(account)
+        if shared is not None:
+            return background_run(work(shared))
+    gateway = (factory or gateway_for)(account)
+
+    async def run() -> T:
+        try:
+            return await work(gateway)
+        finally:
+            await gateway.close()
+
+    return async_to_sync(run)()
+
+
+def gateways_close() -> None:
+    """Close this process's shared gateways (a worker process shutting down, the end of a command)."""
+    _shared_close()
+
+
+__all__ = ["gateway_for", "gateway_run", "gateway_shared", "gateways_close"]
