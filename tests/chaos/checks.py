@@ -312,6 +312,9 @@ def summary(
     report.say(f"chaos phase {timings['chaos']:.1f} s, faults wound down in {timings['finish']:.1f} s; every "
                f"execution terminal {settle:.1f} s after the faults ended (order sync every "
                f"{report.settings.sync_s} s)")  # fmt: skip
+    recovered = timings.get("recovered")
+    when = f"{recovered:.1f} s later" if recovered is not None else "NOT within a reconciliation cycle"
+    report.say(f"recovered by itself (every incident resolved or parked, every breaker closed): {when}")
     report.say("faults injected:")
     for what, count in sorted(faults.done.items(), key=lambda item: -item[1]):
         report.say(f"  {count:5d}  {what}")

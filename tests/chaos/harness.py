@@ -39,8 +39,8 @@ from risk.models import GLOBAL_SCOPE, RiskState
 from tests.fakevenue import FakeVenue, FakeVenueThread, ThreadSafeVenue
 from trading import services
 from trading.balances import balances_sync
-from trading.enums import EXECUTION_TERMINAL_STATUSES, AccountMode
-from trading.models import ExchangeAccount, Order, TradeExecution
+from trading.enums import EXECUTION_TERMINAL_STATUSES, AccountMode, ExecutionStatus
+from trading.models import ExchangeAccount, Incident, Order, TradeExecution
 from trading.sync import instruments_sync
 
 D = Decimal
@@ -87,8 +87,9 @@ class ChaosSettings:
     @classmethod
     def from_env(cls, *, executions: int) -> ChaosSettings:
         count = int(os.environ.get("CHAOS_EXECUTIONS", executions))
-        # About 3 fault-point passes per execution; aim at max(4, count / 50) freezes in the run.
-        default_p = round(min(0.05, max(4, count / 50) / (3 * count)), 4)
+        # About 4.5 fault-point passes per execution (claims and sends, retries and unwinds included); aim at
+        # max(3, count / 60) freezes in the run: each takes a pool process (of four) out for 35-45 s.
+        default_p = round(min(0.05, max(3, count / 60) / (4.5 * count)), 4)
         return cls(
             executions=count,
             # A new seed each run covers more ground over time; the report prints it to replay one.
@@ -370,3 +371,30 @@ def wait_terminal(settings: ChaosSettings, report: Report, quiet_since: Callable
         if elapsed > window + settings.patience_s:
             return None
         time.sleep(0.5)
+
+
+def unrecovered() -> list[str]:
+    """What still waits for the platform to recover by itself: open breakers, and incidents neither
+    resolved nor belonging to an execution parked for an operator (NEEDS_ATTENTION)."""
+    waiting = [f"breaker {state.account}/{state.symbol or '-'} open" for state in RiskState.objects.filter(
+        breaker_open=True)]  # fmt: skip
+    incidents = Incident.objects.filter(resolved_at=None).exclude(execution__status=ExecutionStatus.NEEDS_ATTENTION)
+    waiting += [f"incident {pk} {kind}" for pk, kind in incidents.values_list("pk", "kind")]
+    return waiting
+
+
+def wait_recovered(settings: ChaosSettings, report: Report) -> float | None:
+    """Seconds until nothing waits for recovery (see ``unrecovered``), or None if something still does one
+    reconciliation cycle and one order-sync cycle later: incidents resolve themselves at reconciliation,
+    breakers close themselves at a later sync or after their cooldown."""
+    started = time.monotonic()
+    deadline = started + settings.reconcile_s + settings.sync_s
+    while True:
+        waiting = unrecovered()
+        if not waiting:
+            return time.monotonic() - started
+        if time.monotonic() > deadline:
+            report.say(f"  not recovered {time.monotonic() - started:.1f} s after every execution was terminal: "
+                       f"{', '.join(waiting[:10])}{' ...' if len(waiting) > 10 else ''}")  # fmt: skip
+            return None
+        time.sleep(1)

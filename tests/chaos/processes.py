@@ -261,8 +261,6 @@ def platform_environment(database_url: str, redis_url: str, data_dir: Path, **ex
     """What the platform's processes get: the test configuration (its key prefix and queues), the chaos
     run's own PostgreSQL and Redis, its data directory, the project on the path."""
     return process_environment(
-        # Under override_settings (the test process on the chaos servers) settings.SETTINGS_MODULE is None.
-        DJANGO_SETTINGS_MODULE=os.environ["DJANGO_SETTINGS_MODULE"],
         DATABASE_URL=database_url,
         REDIS_URL=redis_url,
         ARBX_DATA_DIR=str(data_dir),

@@ -33,6 +33,7 @@ from tests.chaos.harness import (
     executions_create,
     platform_seed,
     venues_start,
+    wait_recovered,
     wait_terminal,
 )
 from tests.chaos.processes import SupervisedPlatform, platform_environment
@@ -93,6 +94,9 @@ def test_under_chaos_nothing_is_lost_or_duplicated_and_everything_recovers(djang
             settle = wait_terminal(chaos, report, quiet_since)
             if settle is not None:
                 timings["settle"] = settle
+                recovered = wait_recovered(chaos, report)
+                if recovered is not None:
+                    timings["recovered"] = recovered
             thawer.stopping.set()
             platform.stop()  # the checks read a platform at rest
 
