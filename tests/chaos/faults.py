@@ -268,16 +268,13 @@ class FaultDriver(threading.Thread):
 
     # --- processes (the supervisor restarts them) ---
 
-    def _running(self, names: list[str], *, strict: bool = False) -> tuple[str, int] | None:
-        """A process among ``names`` that is up and not frozen by this driver, and its pid. One whose pool
-        process froze itself at a fault point is taken only when there is no other (never when ``strict``):
-        that freeze is meant to end with a resume past the visibility timeout."""
-        up = [(name, pid) for name in names if (pid := self.platform.pid(name)) is not None
-              and pid not in self.frozen_groups]  # fmt: skip
-        at_fault_point = {_group(process.pid) for process in self.platform.stopped_processes()}
-        clear = [(name, pid) for name, pid in up if pid not in at_fault_point]
-        choices = clear if clear or strict else up
-        return self.rng.choice(choices) if choices else None
+    def _running(self, names: list[str]) -> tuple[str, int] | None:
+        """A process among ``names`` that is up with nothing of it frozen, and its pid. A worker whose pool
+        process froze itself at a fault point is left alone: that freeze is to end with a resume past the
+        visibility timeout (a kill between the claim and the send is what the random kills already do)."""
+        frozen = self.frozen_groups | {_group(process.pid) for process in self.platform.stopped_processes()}
+        up = [(name, pid) for name in names if (pid := self.platform.pid(name)) is not None and pid not in frozen]
+        return self.rng.choice(up) if up else None
 
     def _kill_group(self, pid: int) -> None:
         with contextlib.suppress(ProcessLookupError):
@@ -340,8 +337,7 @@ class FaultDriver(threading.Thread):
         return "SIGKILL of beat and the user data stream together"
 
     def freeze_worker(self) -> str | None:
-        # Strict: resuming a whole group would cut short a fault point's freeze inside it.
-        found = self._running(self.platform.workers, strict=True)
+        found = self._running(self.platform.workers)
         if found is None:
             return None
         name, pid = found
