@@ -113,6 +113,9 @@ class FaultDriver(threading.Thread):
                                    self.maintenance, self.duplicate_events, self.reorder_events,
                                    self.kill_beat_and_userstream]  # fmt: skip
         self.rng.shuffle(self.deck)
+        # The freeze first: later, the fault points' own freezes often leave no worker to freeze.
+        self.deck.remove(self.freeze_worker)
+        self.deck.append(self.freeze_worker)
 
     def run(self) -> None:
         weights = [weight for weight, _ in self.actions]
