@@ -49,7 +49,7 @@ lint: install-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) manage.py makemigrations --check --dry-run
-	$(VENV)/bin/mypy arbitragex marketdata risk trading notifications
+	$(VENV)/bin/mypy arbitragex venues marketdata risk trading notifications
 
 test: lint browser
 	$(PY) -m pytest -n $(TEST_WORKERS) --cov --cov-report=term:skip-covered $(PYTEST_ARGS)

@@ -125,7 +125,7 @@ def configure(**values: Any) -> None:
 def rate_limits_raise(codes: list[str], weight_per_minute: int) -> None:
     """Give the venues' shared rate limiters a larger budget (the per-order polling baseline would
     otherwise wait minutes for the weight window to roll over, which is the point it makes)."""
-    from trading.ratelimit import RateLimiter
+    from venues.ratelimit import RateLimiter
 
     for code in codes:
         RateLimiter(code, "public").configure(

@@ -189,7 +189,7 @@ def _cycle(host: VenueHost, *, per_order: bool = False) -> dict[str, Any]:
 
 def _per_order_polling(account: Any) -> Any:
     from trading.gateways import gateway_for
-    from trading.gateways.base import Gateway
+    from venues.gateway import Gateway
 
     class PerOrderPolling(Gateway):
         """The account's real gateway without the list call: every open order is queried on its own."""

@@ -46,7 +46,7 @@ D = Decimal
 
 
 def _specs() -> dict[str, dict[str, Any]]:
-    from marketdata.types import InstrumentSpec
+    from venues.types import InstrumentSpec
 
     def spec(venue: str, symbol: str, tick: str, step: str, taker: str) -> InstrumentSpec:
         return InstrumentSpec(
@@ -69,8 +69,8 @@ def _specs() -> dict[str, dict[str, Any]]:
 
 def load_frames(data_dir: Path) -> list[Any]:
     """Every line of the four captures as a ``RawFrame``, merged by receive time (loaded before timing)."""
-    from marketdata.feeds import RawFrame
     from marketdata.feeds.recorded import iter_raw_lines
+    from venues.feed import RawFrame
 
     def one(name: str, venue: str, symbol: str) -> Iterator[tuple[int, Any]]:
         for recv_ns, raw in iter_raw_lines(data_dir / "market" / name):
@@ -137,7 +137,7 @@ def parse_and_books(frames: list[Any]) -> float:
     """The strict parse plus the order books, with nothing else of the pipeline."""
     from marketdata.books import BookOutOfSync, OrderBook
     from marketdata.parsing import MalformedFrame, parse_frame
-    from marketdata.types import DepthSnapshot, DepthUpdate, Quote
+    from venues.types import DepthSnapshot, DepthUpdate, Quote
 
     books = {(venue, symbol): OrderBook(venue, symbol) for venue, symbol in CAPTURES.values()}
     _cold()
@@ -166,9 +166,9 @@ async def _pipeline_run(frames: list[Any], *, detect_every: int) -> tuple[float,
 
     from marketdata.detection import Debouncer, DetectionConfig
     from marketdata.fanout import symbol_group
-    from marketdata.feeds import Feed
     from marketdata.klines import KlineAggregator
     from marketdata.stream import CacheWriter, FeedSource, HandlerResult, Pipeline, StreamRunner, StreamSettings
+    from venues.feed import Feed
 
     config = {**settings.CHANNEL_LAYERS["default"]["CONFIG"], "prefix": f"{settings.KEY_PREFIX}:bench:asgi"}
     layer = RedisChannelLayer(**config)

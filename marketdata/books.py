@@ -26,7 +26,7 @@ from heapq import heapify, heappop, heappush, nlargest, nsmallest
 from typing import Any
 
 from arbitragex.money import MONEY_CONTEXT, ZERO, fmt, to_storage
-from marketdata.types import BookLevel, DepthSnapshot, DepthUpdate, Quote, Side
+from venues.types import BookLevel, DepthSnapshot, DepthUpdate, Quote, Side
 
 __all__ = ["BookOutOfSync", "OrderBook", "WalkResult"]
 

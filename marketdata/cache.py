@@ -23,7 +23,7 @@ from django_redis import get_redis_connection
 
 from arbitragex.money import to_decimal
 from marketdata.books import OrderBook
-from marketdata.types import BookLevel, DepthSnapshot, Quote
+from venues.types import BookLevel, DepthSnapshot, Quote
 
 QUOTE_TTL_MS = 5_000
 BOOK_TTL_MS = 1_000

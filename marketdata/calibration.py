@@ -41,7 +41,7 @@ from typing import Literal
 
 from marketdata.feeds.recorded import iter_capture
 from marketdata.parsing import MalformedFrame, parse_message
-from marketdata.types import Quote
+from venues.types import Quote
 
 __all__ = [
     "BasisTracker",

@@ -22,7 +22,8 @@ from enum import StrEnum
 from functools import lru_cache
 
 from arbitragex.money import MONEY_CONTEXT, ONE, ZERO, quantize_down, quantize_up, to_storage
-from marketdata.types import DetectedOpportunity, InstrumentSpec, Quote
+from marketdata.types import DetectedOpportunity
+from venues.types import InstrumentSpec, Quote
 
 __all__ = [
     "Debouncer",

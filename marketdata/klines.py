@@ -20,7 +20,7 @@ from django.db.models import QuerySet
 
 from arbitragex.money import ZERO
 from marketdata.models import Kline, Venue
-from marketdata.types import Quote, TradeTick
+from venues.types import Quote, TradeTick
 
 __all__ = [
     "MINUTE_MS",

@@ -24,16 +24,7 @@ from typing import Any
 import orjson
 
 from arbitragex.money import DECIMAL_PLACES, MAX_ABS, ZERO, to_decimal
-from marketdata.types import (
-    BookLevel,
-    DepthSnapshot,
-    DepthUpdate,
-    InstrumentSpec,
-    KlineTick,
-    MarketEvent,
-    Quote,
-    TradeTick,
-)
+from venues.types import BookLevel, DepthSnapshot, DepthUpdate, InstrumentSpec, KlineTick, MarketEvent, Quote, TradeTick
 
 __all__ = [
     "BOOK_TICKER",

@@ -23,7 +23,7 @@ from notifications.models import Event
 from notifications.services import event_record
 from trading.enums import OrderStatus
 from trading.models import Order
-from trading.ratelimit import RateLimiter
+from venues.ratelimit import RateLimiter
 
 __all__ = ["ChecksResult", "orders_unknown_check", "venues_check"]
 

@@ -27,6 +27,7 @@ from risk.models import RiskState
 from trading import signals as trading_signals
 from trading.enums import IncidentKind
 from trading.models import Incident, TradeExecution
+from venues import signals as venue_signals
 
 __all__ = ["connect"]
 
@@ -197,7 +198,7 @@ _CONNECTIONS = [
     (trading_signals.execution_needs_attention, on_execution_needs_attention),
     (trading_signals.execution_finished, on_execution_finished),
     (trading_signals.incident_raised, on_incident_raised),
-    (trading_signals.venue_banned, on_venue_banned),
+    (venue_signals.venue_banned, on_venue_banned),
     (trading_signals.pair_paused, on_pair_paused),
 ]
 

@@ -47,10 +47,10 @@ from risk.models import GLOBAL_SCOPE, RiskState
 from risk.services import breaker_close, breaker_open
 from trading.enums import ORDER_OPEN_STATUSES, AccountMode, IncidentKind, OrderSide
 from trading.gateways import gateway_run
-from trading.gateways.base import BalanceReport, Gateway, VenueError
 from trading.gateways.paper import balance_cache_key
 from trading.models import AccountBalance, ExchangeAccount, Fill, Incident, Order
 from trading.signals import incident_raised
+from venues.gateway import BalanceReport, Gateway, VenueError
 
 __all__ = [
     "BalanceDrift",

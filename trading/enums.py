@@ -4,26 +4,32 @@ from __future__ import annotations
 
 from django.db import models
 
+# The order vocabulary is the venues' (every gateway reports in it); trading stores it.
+from venues.types import ORDER_OPEN_STATUSES, ORDER_TERMINAL_STATUSES, OrderSide, OrderStatus, OrderType, TimeInForce
+
+__all__ = [
+    "EXECUTION_FINAL_STATUSES",
+    "EXECUTION_OPEN_STATUSES",
+    "EXECUTION_TERMINAL_STATUSES",
+    "EXECUTION_TRANSITIONS",
+    "ORDER_OPEN_STATUSES",
+    "ORDER_TERMINAL_STATUSES",
+    "AccountMode",
+    "ExecutionStatus",
+    "IncidentKind",
+    "LegFailurePolicy",
+    "OpportunityStatus",
+    "OrderLeg",
+    "OrderSide",
+    "OrderStatus",
+    "OrderType",
+    "TimeInForce",
+]
+
 
 class AccountMode(models.TextChoices):
     PAPER = "paper", "Paper"
     LIVE = "live", "Live"
-
-
-class OrderSide(models.TextChoices):
-    BUY = "BUY", "Buy"
-    SELL = "SELL", "Sell"
-
-
-class OrderType(models.TextChoices):
-    LIMIT = "LIMIT", "Limit"
-    MARKET = "MARKET", "Market"
-
-
-class TimeInForce(models.TextChoices):
-    GTC = "GTC", "Good till cancelled"
-    IOC = "IOC", "Immediate or cancel"
-    FOK = "FOK", "Fill or kill"
 
 
 class OrderLeg(models.TextChoices):
@@ -33,25 +39,6 @@ class OrderLeg(models.TextChoices):
     SELL = "S", "Sell leg"
     UNWIND = "U", "Unwind"
     RETRY = "R", "Retry"
-
-
-class OrderStatus(models.TextChoices):
-    PENDING = "PENDING", "Pending"
-    SUBMITTED = "SUBMITTED", "Submitted"
-    PARTIALLY_FILLED = "PARTIALLY_FILLED", "Partially filled"
-    FILLED = "FILLED", "Filled"
-    CANCELLED = "CANCELLED", "Cancelled"
-    REJECTED = "REJECTED", "Rejected"
-    EXPIRED = "EXPIRED", "Expired"
-    UNKNOWN = "UNKNOWN", "Unknown"
-
-
-ORDER_OPEN_STATUSES = frozenset(
-    {OrderStatus.PENDING, OrderStatus.SUBMITTED, OrderStatus.PARTIALLY_FILLED, OrderStatus.UNKNOWN}
-)
-ORDER_TERMINAL_STATUSES = frozenset(
-    {OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED, OrderStatus.EXPIRED}
-)
 
 
 class ExecutionStatus(models.TextChoices):

@@ -52,11 +52,11 @@ from trading.enums import (
     TimeInForce,
 )
 from trading.gateways import gateway_run
-from trading.gateways.base import FinalVenueError, Gateway, OrderReport, VenueError
 from trading.models import ExchangeAccount, Order, TradeExecution
 from trading.orders import order_apply_update, order_mark
 from trading.placement import execution_lease, send_window_closed
 from trading.state_machine import UpdateSource
+from venues.gateway import FinalVenueError, Gateway, OrderReport, VenueError
 
 __all__ = [
     "UNWIND_MAX_ATTEMPTS",

@@ -42,7 +42,6 @@ from trading.enums import (
     OrderLeg,
     OrderStatus,
 )
-from trading.gateways.base import OrderReport, VenueError
 from trading.models import Fill, Incident, Order, TradeExecution
 from trading.pnl import FillRecord, fee_in_quote
 from trading.selectors import execution_cache_key
@@ -55,6 +54,7 @@ from trading.state_machine import (
     VenueFill,
     apply_update,
 )
+from venues.gateway import OrderReport, VenueError
 
 __all__ = [
     "EXECUTION_PAYLOAD_FIELDS",

@@ -57,15 +57,6 @@ from arbitragex.faultpoints import fault_point
 from arbitragex.services import config_values
 from trading.enums import ExecutionStatus, OrderStatus, OrderType, TimeInForce
 from trading.gateways import gateway_for, gateway_shared
-from trading.gateways.base import (
-    AmbiguousVenueError,
-    FinalVenueError,
-    Gateway,
-    OrderReport,
-    OrderRequest,
-    RetryableVenueError,
-    VenueError,
-)
 from trading.models import ExchangeAccount, Order, TradeExecution
 from trading.orders import (
     EXECUTION_PAYLOAD_FIELDS,
@@ -75,6 +66,15 @@ from trading.orders import (
     task_enqueue_on_commit,
 )
 from trading.state_machine import UpdateSource
+from venues.gateway import (
+    AmbiguousVenueError,
+    FinalVenueError,
+    Gateway,
+    OrderReport,
+    OrderRequest,
+    RetryableVenueError,
+    VenueError,
+)
 
 __all__ = [
     "PLACEABLE_EXECUTION_STATUSES",

@@ -46,12 +46,12 @@ from trading.enums import (
     TimeInForce,
 )
 from trading.gateways import gateway_run
-from trading.gateways.base import BalanceReport, Gateway, OrderReport, VenueError
 from trading.models import ExchangeAccount, Incident, Order, TradeExecution
 from trading.orders import order_apply_update
 from trading.signals import incident_raised
 from trading.state_machine import UpdateSource
 from trading.sync import SYNCED_STATUSES
+from venues.gateway import BalanceReport, Gateway, OrderReport, VenueError
 
 __all__ = ["ReconcileResult", "incidents_resolve", "reconcile"]
 

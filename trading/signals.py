@@ -21,10 +21,6 @@ execution_finished = Signal()
 # kwargs: incident (Incident, saved).
 incident_raised = Signal()
 
-# A venue answered 418: every call to it is refused until ``until`` (``trading.ratelimit.RateLimiter.ban``).
-# kwargs: venue_code (str), until (aware datetime).
-venue_banned = Signal()
-
 # A venue pair was paused because its legging budget (rolling leg-failure rate or loss budget) is spent.
 # kwargs: buy_venue (str, venue code), sell_venue (str, venue code), symbol (str, "" = every symbol),
 # reason (str), until (aware datetime, or None until an operator resumes it), figures (dict of str -> str:

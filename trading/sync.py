@@ -35,7 +35,6 @@ from trading.enums import (
     OrderStatus,
 )
 from trading.gateways import gateway_for, gateway_run
-from trading.gateways.base import Gateway, OrderReport, SymbolRules, VenueError
 from trading.models import ArbitrageOpportunity, ExchangeAccount, Fill, Order, TradeExecution
 from trading.orders import (
     ORDER_WRITTEN_FIELDS,
@@ -48,6 +47,7 @@ from trading.orders import (
     update_from_report,
 )
 from trading.state_machine import UpdateSource
+from venues.gateway import Gateway, OrderReport, SymbolRules, VenueError
 
 __all__ = ["OrdersSyncResult", "instruments_sync", "opportunities_expire", "orders_sync_open"]
 

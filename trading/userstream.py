@@ -38,11 +38,11 @@ from arbitragex.errors import ApplicationError, NotFoundError
 from arbitragex.money import to_decimal
 from marketdata.feeds.binance import backoff_delay, socket_close, socket_manager_create
 from trading.enums import OrderSide, OrderStatus
-from trading.gateways.base import BalanceReport, FillReport, FinalVenueError, OrderReport, VenueError
 from trading.gateways.binance import Call, VenueConnection, classify
 from trading.orders import order_apply_update
-from trading.ratelimit import RateLimiter
 from trading.state_machine import UpdateSource, status_from_binance
+from venues.gateway import BalanceReport, FillReport, FinalVenueError, OrderReport, VenueError
+from venues.ratelimit import RateLimiter
 
 if TYPE_CHECKING:
     from trading.models import ExchangeAccount

@@ -55,9 +55,9 @@ from django.db.models import F
 from django.utils.module_loading import import_string
 
 from arbitragex import metrics
-from marketdata.feeds import Feed, FeedItem, FeedRequest, FeedVenue
 from marketdata.models import Venue
 from marketdata.parsing import MalformedFrame, UnsupportedEvent, parse_depth_snapshot, parse_message
+from venues.feed import Feed, FeedItem, FeedRequest, FeedVenue
 
 __all__ = [
     "BinanceFeed",

@@ -38,7 +38,7 @@ from marketdata.calibration import TopOfBook
 from marketdata.feeds.recorded import iter_capture, market_capture_path
 from marketdata.feeds.simulated_profiles import DEMO, REALISTIC, SimulationProfile, profile_get
 from marketdata.parsing import MalformedFrame, parse_message
-from marketdata.types import BookLevel, DepthSnapshot, InstrumentSpec, Quote
+from venues.types import BookLevel, DepthSnapshot, InstrumentSpec, Quote
 
 __all__ = [
     "DEMO",

@@ -19,13 +19,14 @@ from django.conf import settings
 
 from arbitragex.services import config_values
 from marketdata.detection import Debouncer, DetectionConfig
-from marketdata.feeds import Feed, FeedFactory, FeedRequest, FeedUnavailable, FeedVenue, feed_factory_get
+from marketdata.feeds import feed_factory_get
 from marketdata.klines import KlineAggregator, klines_upsert
 from marketdata.models import Instrument, Venue
 from marketdata.stream.handoff import OpportunityHandler, handler_load
 from marketdata.stream.pipeline import Pipeline
 from marketdata.stream.runner import FeedSource, RuntimeConfig, StreamReport, StreamRunner, StreamSettings
-from marketdata.types import InstrumentSpec
+from venues.feed import Feed, FeedFactory, FeedRequest, FeedUnavailable, FeedVenue
+from venues.types import InstrumentSpec
 
 __all__ = [
     "StreamOptions",

@@ -27,7 +27,6 @@ from typing import Any
 from arbitragex.money import fmt
 from marketdata.books import BookOutOfSync, OrderBook
 from marketdata.detection import Debouncer, DetectionConfig, Rejection, detect_opportunity
-from marketdata.feeds import RawFrame
 from marketdata.klines import KlineAggregator
 from marketdata.parsing import (
     BOOK_TICKER,
@@ -38,15 +37,9 @@ from marketdata.parsing import (
     UnsupportedEvent,
     frame_values,
 )
-from marketdata.types import (
-    DepthSnapshot,
-    DepthUpdate,
-    DetectedOpportunity,
-    InstrumentSpec,
-    KlineTick,
-    Quote,
-    TradeTick,
-)
+from marketdata.types import DetectedOpportunity
+from venues.feed import RawFrame
+from venues.types import DepthSnapshot, DepthUpdate, InstrumentSpec, KlineTick, Quote, TradeTick
 
 __all__ = ["Pipeline", "PipelineStats", "quote_payload"]
 

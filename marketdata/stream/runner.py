@@ -40,11 +40,12 @@ from arbitragex import metrics
 from marketdata import cache
 from marketdata.detection import DetectionConfig
 from marketdata.fanout import envelope, symbol_group
-from marketdata.feeds import Feed
 from marketdata.klines import Candle
 from marketdata.stream.handoff import HandlerResult, OpportunityHandler, opportunity_payload
 from marketdata.stream.pipeline import Pipeline, quote_payload
-from marketdata.types import DetectedOpportunity, InstrumentSpec, Quote
+from marketdata.types import DetectedOpportunity
+from venues.feed import Feed
+from venues.types import InstrumentSpec, Quote
 
 __all__ = [
     "CacheWriter",

@@ -15,7 +15,6 @@ from django.core.management import call_command
 from drf_spectacular.generators import SchemaGenerator
 
 from marketdata import cache as quote_cache
-from marketdata.types import Quote
 from tests.api.conftest import at
 from tests.factories import (
     AccountBalanceFactory,
@@ -26,6 +25,7 @@ from tests.factories import (
     RiskStateFactory,
 )
 from trading.enums import ExecutionStatus, OrderLeg
+from venues.types import Quote
 
 D = Decimal
 pytestmark = pytest.mark.django_db

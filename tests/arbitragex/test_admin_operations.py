@@ -29,8 +29,8 @@ from tests.factories import (
 )
 from trading import services as trading_services
 from trading.enums import AccountMode, ExecutionStatus, OrderLeg, OrderSide, OrderStatus
-from trading.gateways.base import BalanceReport, FillReport, Gateway, OrderReport
 from trading.models import AccountBalance, Fill, Order
+from venues.gateway import BalanceReport, FillReport, Gateway, OrderReport
 
 D = Decimal
 CONFIRM_TEMPLATE = "admin/arbitragex/confirm_operation.html"
@@ -372,7 +372,7 @@ def test_resyncing_a_live_balance_replaces_it_with_the_venues_and_audits_the_old
 
 
 def test_a_balance_whose_venue_does_not_answer_is_reported_and_audited_as_skipped(admin_client, monkeypatch):
-    from trading.gateways.base import RetryableVenueError
+    from venues.gateway import RetryableVenueError
 
     class Down(ScriptedVenue):
         async def balances(self):

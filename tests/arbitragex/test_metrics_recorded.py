@@ -17,11 +17,11 @@ from tests.marketdata.test_opportunity_handler import detected as detected_oppor
 from tests.trading.lifecycle_support import make_desk
 from trading import opportunities, ratelimit
 from trading.demo import demo_seed
-from trading.gateways.base import RetryableVenueError
 from trading.gateways.binance import Call, classify
 from trading.opportunities import opportunity_handle
 from trading.placement import execution_place
 from trading.services import execution_create
+from venues.gateway import RetryableVenueError
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -34,7 +34,6 @@ from arbitragex.money import ZERO
 from arbitragex.services import config_set
 from marketdata import cache as quote_cache
 from marketdata.models import Venue
-from marketdata.types import Quote
 from risk.models import GLOBAL_SCOPE, RiskState
 from tests.fakevenue import FakeVenue, FakeVenueThread, ThreadSafeVenue
 from trading import services
@@ -42,6 +41,7 @@ from trading.balances import balances_sync
 from trading.enums import EXECUTION_TERMINAL_STATUSES, AccountMode, ExecutionStatus
 from trading.models import ExchangeAccount, Incident, Order, TradeExecution
 from trading.sync import instruments_sync
+from venues.types import Quote
 
 D = Decimal
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -30,8 +30,8 @@ from tests.fakevenue import fixtures as fakevenue_fixtures
 from tests.fuzz.hostile import JSON_VALUES, deep_json, encode, mutate
 from tests.trading.binance_support import limiter_keys_drop
 from trading.enums import OrderSide, OrderType, TimeInForce
-from trading.gateways.base import AmbiguousVenueError, FinalVenueError, OrderRequest, RetryableVenueError, VenueError
 from trading.gateways.binance import BinanceGateway, VenueConnection
+from venues.gateway import AmbiguousVenueError, FinalVenueError, OrderRequest, RetryableVenueError, VenueError
 
 fake_venue = fakevenue_fixtures.fake_venue
 

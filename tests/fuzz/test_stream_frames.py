@@ -21,11 +21,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from marketdata.detection import DetectionConfig
-from marketdata.feeds import FeedRequest, FeedVenue, RawFrame
 from marketdata.feeds.binance import BinanceFeed
 from marketdata.parsing import MalformedFrame, UnsupportedEvent, parse_frame, parse_message
 from marketdata.stream.pipeline import Pipeline
-from marketdata.types import InstrumentSpec
 from tests.fakevenue import FakeVenue
 from tests.fakevenue import fixtures as fakevenue_fixtures
 from tests.fuzz.hostile import (
@@ -39,7 +37,9 @@ from tests.fuzz.hostile import (
     mutate,
 )
 from tests.trading.binance_support import limiter_keys_drop
-from trading.ratelimit import RateLimiter
+from venues.feed import FeedRequest, FeedVenue, RawFrame
+from venues.ratelimit import RateLimiter
+from venues.types import InstrumentSpec
 
 fake_venue = fakevenue_fixtures.fake_venue
 fast_binance_websockets = fakevenue_fixtures.fast_binance_websockets

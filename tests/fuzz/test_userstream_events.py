@@ -24,9 +24,9 @@ from tests.fakevenue import FakeVenue
 from tests.fakevenue import fixtures as fakevenue_fixtures
 from tests.fuzz.hostile import JSON_VALUES, PYTHON_VALUES, deep_list, encode, mutate
 from tests.trading.binance_support import binance_account_create, binance_venue_create, limiter_keys_drop
-from trading.gateways.base import BalanceReport, OrderReport
 from trading.models import ExchangeAccount
 from trading.userstream import UserDataHandler, UserDataStream, UserStreamSettings
+from venues.gateway import BalanceReport, OrderReport
 
 fake_venue = fakevenue_fixtures.fake_venue
 fast_binance_websockets = fakevenue_fixtures.fast_binance_websockets

@@ -19,17 +19,18 @@ from binance import AsyncClient
 from django.db import connections
 
 from marketdata.detection import DetectionConfig
-from marketdata.feeds import FeedRequest, FeedVenue, feed_factory_get
+from marketdata.feeds import feed_factory_get
 from marketdata.feeds.binance import BinanceFeed, binance_client_class, feed_create, socket_manager_create
 from marketdata.feeds.recorded import market_capture_path
 from marketdata.models import Venue
 from marketdata.stream.pipeline import Pipeline
-from marketdata.types import DepthSnapshot, DepthUpdate, KlineTick, Quote, TradeTick
 from tests.factories import VenueFactory
 from tests.fakevenue import FakeVenue
 from tests.fakevenue import fixtures as fakevenue_fixtures
 from tests.trading.binance_support import limiter_keys_drop
-from trading.ratelimit import RateLimiter
+from venues.feed import FeedRequest, FeedVenue
+from venues.ratelimit import RateLimiter
+from venues.types import DepthSnapshot, DepthUpdate, KlineTick, Quote, TradeTick
 
 fake_venue = fakevenue_fixtures.fake_venue
 fast_binance_websockets = fakevenue_fixtures.fast_binance_websockets

@@ -29,8 +29,8 @@ from marketdata.parsing import (
     parse_frame,
     parse_message,
 )
-from marketdata.types import BookLevel, DepthSnapshot, DepthUpdate, Quote
 from tests.fuzz.hostile import JSON_VALUES, PYTHON_VALUES, mutate
+from venues.types import BookLevel, DepthSnapshot, DepthUpdate, Quote
 
 D = Decimal
 ZERO = D(0)
@@ -163,7 +163,7 @@ def _as_event(values: tuple[Any, ...], venue: str, received: int) -> Any:
         return DepthUpdate(venue, symbol, first, final, tuple(map(BookLevel, bid_prices, bid_qtys)),
                            tuple(map(BookLevel, ask_prices, ask_qtys)), event_ts, received, prev_final)  # fmt: skip
     if kind == TRADE:
-        from marketdata.types import TradeTick
+        from venues.types import TradeTick
 
         _, symbol, price, qty, trade_id, ts_ms, maker = values
         return TradeTick(venue, symbol, price, qty, trade_id, ts_ms, maker, received)

@@ -9,7 +9,7 @@ import pytest
 from marketdata.books import BookOutOfSync, OrderBook
 from marketdata.feeds.recorded import iter_raw_lines, market_capture_path
 from marketdata.parsing import parse_frame
-from marketdata.types import BookLevel, DepthSnapshot, DepthUpdate, Quote, Side
+from venues.types import BookLevel, DepthSnapshot, DepthUpdate, Quote, Side
 
 D = Decimal
 

@@ -21,7 +21,7 @@ from marketdata.calibration import (
     tops_merge,
     venue_activity,
 )
-from marketdata.types import Quote
+from venues.types import Quote
 
 D = Decimal
 MS = 1_000

@@ -15,7 +15,8 @@ from marketdata.detection import (
     common_step,
     detect_opportunity,
 )
-from marketdata.types import DetectedOpportunity, InstrumentSpec, Quote
+from marketdata.types import DetectedOpportunity
+from venues.types import InstrumentSpec, Quote
 
 D = Decimal
 NOW = 10_000

@@ -11,8 +11,8 @@ from rest_framework.test import APIClient
 
 from marketdata.klines import Candle, KlineAggregator, klines_upsert, ms_to_datetime
 from marketdata.models import Kline
-from marketdata.types import Quote, TradeTick
 from tests.factories import VenueFactory
+from venues.types import Quote, TradeTick
 
 D = Decimal
 MINUTE = 60_000

@@ -26,7 +26,7 @@ from marketdata.parsing import (
     parse_message,
     parse_rest_book_ticker,
 )
-from marketdata.types import BookLevel, DepthSnapshot, DepthUpdate, KlineTick, Quote, TradeTick
+from venues.types import BookLevel, DepthSnapshot, DepthUpdate, KlineTick, Quote, TradeTick
 
 RECEIVED = 1_700_000_000_123
 

@@ -14,8 +14,8 @@ from rest_framework.test import APIClient
 
 from marketdata import cache
 from marketdata.models import Venue
-from marketdata.types import Quote
 from tests.factories import InstrumentFactory, VenueFactory
+from venues.types import Quote
 
 D = Decimal
 pytestmark = pytest.mark.django_db

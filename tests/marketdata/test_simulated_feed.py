@@ -14,7 +14,8 @@ from marketdata.books import OrderBook
 from marketdata.detection import DetectionConfig, Rejection, RejectionReason, detect_opportunity
 from marketdata.feeds.recorded import iter_capture, market_capture_path
 from marketdata.feeds.simulated import DEMO, SIMULATED_INSTRUMENTS, SimulatedMarket
-from marketdata.types import DepthSnapshot, DetectedOpportunity, InstrumentSpec, Quote
+from marketdata.types import DetectedOpportunity
+from venues.types import DepthSnapshot, InstrumentSpec, Quote
 
 D = Decimal
 ANY_AGE = DetectionConfig(min_profit_rate=D(0), max_notional=D(1000), max_quote_age_ms=60_000)

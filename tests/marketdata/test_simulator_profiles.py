@@ -18,10 +18,11 @@ import pytest
 from django.test import override_settings
 
 from marketdata.calibration import Dislocation, LeadLag, dislocations_scan, lead_lag
-from marketdata.feeds import FeedRequest, FeedVenue, SimulatedFeed
+from marketdata.feeds import SimulatedFeed
 from marketdata.feeds.simulated import DEMO, REALISTIC, SimulatedMarket, SimulationProfile
 from marketdata.feeds.simulated_profiles import PROFILES, LogNormal, profile_get
-from marketdata.types import Quote
+from venues.feed import FeedRequest, FeedVenue
+from venues.types import Quote
 
 D = Decimal
 FEE = D("0.001")

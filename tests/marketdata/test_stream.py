@@ -29,7 +29,7 @@ from arbitragex.services import config_set
 from marketdata import cache
 from marketdata.detection import Debouncer, DetectionConfig
 from marketdata.fanout import symbol_group
-from marketdata.feeds import FeedRequest, FeedUnavailable, FeedVenue, RawFrame, feed_factory_get, feed_register
+from marketdata.feeds import feed_factory_get, feed_register
 from marketdata.models import Kline, Venue
 from marketdata.stream import (
     CacheWriter,
@@ -43,12 +43,14 @@ from marketdata.stream import (
     stream_plan,
     stream_runner_build,
 )
-from marketdata.types import DepthSnapshot, DepthUpdate, DetectedOpportunity, InstrumentSpec, Quote
+from marketdata.types import DetectedOpportunity
 from tests.factories import InstrumentFactory, VenueFactory
 from tests.processes import clean_environment, short_data_dir
 from trading.enums import OpportunityStatus
 from trading.models import ArbitrageOpportunity
 from trading.opportunities import venue_ids_cache_clear
+from venues.feed import FeedRequest, FeedUnavailable, FeedVenue, RawFrame
+from venues.types import DepthSnapshot, DepthUpdate, InstrumentSpec, Quote
 
 D = Decimal
 SYMBOLS = ("BTCUSDT", "ETHUSDT")

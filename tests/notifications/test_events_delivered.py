@@ -28,8 +28,8 @@ from trading.enums import ExecutionStatus, IncidentKind, LegFailurePolicy, Oppor
 from trading.finalise import execution_settle
 from trading.models import ArbitrageOpportunity, Incident, Order
 from trading.placement import execution_place
-from trading.ratelimit import RateLimiter
 from trading.reconcile import reconcile
+from venues.ratelimit import RateLimiter
 
 D = Decimal
 pytestmark = pytest.mark.django_db

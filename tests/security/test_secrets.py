@@ -23,9 +23,9 @@ from tests.factories import AccountBalanceFactory, InstrumentFactory
 from tests.fakevenue import fixtures as fakevenue_fixtures
 from tests.trading.binance_support import binance_account_create, binance_venue_create, limiter_keys_drop
 from trading.enums import OrderSide, OrderType, TimeInForce
-from trading.gateways.base import OrderRequest, VenueError
 from trading.gateways.binance import BinanceGateway, venue_connectivity_check
 from trading.models import ExchangeAccount
+from venues.gateway import OrderRequest, VenueError
 
 fake_venue_thread = fakevenue_fixtures.fake_venue_thread
 

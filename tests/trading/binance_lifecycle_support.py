@@ -29,7 +29,6 @@ from django.db import connections
 from arbitragex.celery import app as celery_app
 from arbitragex.money import MONEY_CONTEXT, ZERO
 from marketdata import cache as quote_cache
-from marketdata.types import Quote
 from risk.models import GLOBAL_SCOPE, RiskState
 from tests.fakevenue import FakeVenue, FakeVenueThread, ThreadSafeVenue
 from tests.fakevenue.models import Order as VenueOrder
@@ -38,10 +37,11 @@ from tests.trading.lifecycle_support import configure
 from trading import services
 from trading.balances import balances_sync
 from trading.enums import OrderSide
-from trading.gateways.base import BalanceReport, OrderReport
 from trading.models import AccountBalance, ExchangeAccount, Fill, Order, TradeExecution
 from trading.sync import instruments_sync
 from trading.userstream import UserDataHandler, UserDataStream, UserStreamSettings
+from venues.gateway import BalanceReport, OrderReport
+from venues.types import Quote
 
 D = Decimal
 SYMBOL = "BTCUSDT"

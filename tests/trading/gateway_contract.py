@@ -23,7 +23,7 @@ import pytest
 
 from arbitragex.errors import ErrorCode
 from trading.enums import OrderSide, OrderStatus, OrderType, TimeInForce
-from trading.gateways.base import BalanceReport, FinalVenueError, Gateway, OrderReport, OrderRequest
+from venues.gateway import BalanceReport, FinalVenueError, Gateway, OrderReport, OrderRequest
 
 D = Decimal
 Levels = Sequence[tuple[Decimal, Decimal]]

@@ -25,20 +25,13 @@ from arbitragex.errors import ErrorCode
 from arbitragex.services import config_set
 from marketdata import cache as quote_cache
 from marketdata.models import Venue
-from marketdata.types import Quote
 from risk.models import GLOBAL_SCOPE, RiskState
 from tests.factories import ExchangeAccountFactory, InstrumentFactory, VenueFactory
 from trading.enums import AccountMode
-from trading.gateways.base import (
-    AmbiguousVenueError,
-    BalanceReport,
-    Gateway,
-    OrderReport,
-    OrderRequest,
-    SymbolRules,
-)
 from trading.gateways.paper import PaperGateway
 from trading.models import AccountBalance, ExchangeAccount
+from venues.gateway import AmbiguousVenueError, BalanceReport, Gateway, OrderReport, OrderRequest, SymbolRules
+from venues.types import Quote
 
 D = Decimal
 SYMBOL = "BTCUSDT"

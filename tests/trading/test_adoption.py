@@ -13,11 +13,11 @@ import pytest
 
 from tests.factories import OrderFactory, TradeExecutionFactory
 from trading.enums import ExecutionStatus, IncidentKind, OrderLeg, OrderSide, OrderStatus
-from trading.gateways.base import FillReport, OrderReport
 from trading.models import Fill, Incident, Order
 from trading.orders import order_apply_update
 from trading.state_machine import UpdateSource
 from trading.sync import OrdersSyncResult, _apply_bulk
+from venues.gateway import FillReport, OrderReport
 
 pytestmark = pytest.mark.django_db
 

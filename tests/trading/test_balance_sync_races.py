@@ -23,9 +23,9 @@ from tests.trading.lifecycle_support import fund, make_venue
 from trading import balances
 from trading.balances import DRIFT_GUARD, account_balances_sync, balances_sync
 from trading.enums import AccountMode, IncidentKind, OrderLeg, OrderStatus
-from trading.gateways.base import BalanceReport
 from trading.gateways.paper import PaperGateway
 from trading.models import AccountBalance, ExchangeAccount, Incident
+from venues.gateway import BalanceReport
 
 D = Decimal
 

@@ -28,15 +28,10 @@ from tests.trading.binance_support import binance_account_create, binance_venue_
 from tests.trading.gateway_contract import GatewayContract, Levels, levels, limit, market
 from trading import gateways
 from trading.enums import OrderStatus
-from trading.gateways.base import (
-    AmbiguousVenueError,
-    BalanceReport,
-    FinalVenueError,
-    RetryableVenueError,
-)
 from trading.gateways.binance import BinanceGateway, VenueConnection, binance_order_report
 from trading.models import ExchangeAccount
-from trading.ratelimit import RateLimit, VenueBannedError
+from venues.gateway import AmbiguousVenueError, BalanceReport, FinalVenueError, RetryableVenueError
+from venues.ratelimit import RateLimit, VenueBannedError
 
 fake_venue = fakevenue_fixtures.fake_venue
 fake_venue_thread = fakevenue_fixtures.fake_venue_thread
@@ -351,7 +346,7 @@ import asyncio, json, sys, time
 import django
 django.setup()
 from trading.gateways.binance import BinanceGateway, VenueConnection
-from trading.ratelimit import RateLimiter
+from venues.ratelimit import RateLimiter
 
 code, rest_url = sys.argv[1], sys.argv[2]
 gateway = BinanceGateway(

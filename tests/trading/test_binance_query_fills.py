@@ -17,10 +17,10 @@ from tests.fakevenue import fixtures as fakevenue_fixtures
 from tests.trading.binance_support import binance_account_create, binance_venue_create, limiter_keys_drop
 from trading.enums import ExecutionStatus, OrderLeg, OrderSide, OrderStatus, OrderType, TimeInForce
 from trading.finalise import execution_settle
-from trading.gateways.base import FillReport, OrderRequest, RetryableVenueError
 from trading.gateways.binance import BinanceGateway, binance_order_report
 from trading.models import Fill, Order
 from trading.placement import execution_place
+from venues.gateway import FillReport, OrderRequest, RetryableVenueError
 
 fake_venue_thread = fakevenue_fixtures.fake_venue_thread
 

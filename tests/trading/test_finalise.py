@@ -19,10 +19,10 @@ from tests.trading.lifecycle_support import SYMBOL, balance, celery_eager, confi
 from trading import services, tasks
 from trading.enums import ExecutionStatus, OrderLeg, OrderStatus
 from trading.finalise import execution_settle
-from trading.gateways.base import FillReport, OrderReport
 from trading.models import Order, TradeExecution
 from trading.orders import order_apply_update
 from trading.state_machine import UpdateSource
+from venues.gateway import FillReport, OrderReport
 
 D = Decimal
 

@@ -59,11 +59,11 @@ from trading.balances import balances_sync
 from trading.enums import ExecutionStatus, IncidentKind, OrderLeg, OrderStatus, OrderType, TimeInForce
 from trading.finalise import execution_settle
 from trading.gateways import gateway_for
-from trading.gateways.base import OrderReport
 from trading.models import AccountBalance, Incident, Order, TradeExecution
 from trading.orders import OrderApplyResult, order_apply_update
 from trading.placement import execution_place
 from trading.state_machine import UpdateSource, status_from_binance
+from venues.gateway import OrderReport
 
 pytestmark = pytest.mark.slow
 

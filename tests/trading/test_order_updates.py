@@ -15,11 +15,11 @@ from arbitragex.models import AuditLog
 from tests.factories import OrderFactory, TradeExecutionFactory
 from tests.trading.lifecycle_support import celery_eager, make_desk, now_ms, put_quote
 from trading.enums import ExecutionStatus, IncidentKind, OrderLeg, OrderSide, OrderStatus
-from trading.gateways.base import FillReport, OrderReport
 from trading.models import Fill, Incident
 from trading.orders import order_apply_update
 from trading.selectors import execution_cache_key, execution_get
 from trading.state_machine import UpdateSource
+from venues.gateway import FillReport, OrderReport
 
 D = Decimal
 

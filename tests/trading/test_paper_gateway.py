@@ -25,9 +25,9 @@ from tests.factories import ExchangeAccountFactory, InstrumentFactory, VenueFact
 from tests.trading.gateway_contract import GatewayContract, Levels, levels, limit, market
 from trading import gateways
 from trading.enums import AccountMode, OrderStatus
-from trading.gateways.base import BalanceReport, FinalVenueError, RetryableVenueError
 from trading.gateways.paper import PaperGateway, PaperVenue, balance_cache_key, paper_match_resting
 from trading.models import AccountBalance, ExchangeAccount, PaperFill, PaperOrder
+from venues.gateway import BalanceReport, FinalVenueError, RetryableVenueError
 
 D = Decimal
 SYMBOL = "BTCUSDT"

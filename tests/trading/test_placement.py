@@ -29,9 +29,9 @@ from tests.trading.lifecycle_support import (
 )
 from trading import services, tasks
 from trading.enums import ExecutionStatus, OrderLeg, OrderStatus
-from trading.gateways.base import RetryableVenueError
 from trading.models import Fill, Order, PaperOrder
 from trading.placement import execution_lease, execution_place, retry_countdown
+from venues.gateway import RetryableVenueError
 
 D = Decimal
 

@@ -20,9 +20,9 @@ from arbitragex.errors import ErrorCode
 from marketdata.models import Venue
 from tests.factories import VenueFactory
 from tests.processes import process_environment
-from trading import ratelimit
-from trading.gateways.base import FinalVenueError, RetryableVenueError
-from trading.ratelimit import DEFAULT_RATE_LIMITS, RateLimit, RateLimiter, VenueBannedError, parse_rate_limits
+from venues import ratelimit
+from venues.gateway import FinalVenueError, RetryableVenueError
+from venues.ratelimit import DEFAULT_RATE_LIMITS, RateLimit, RateLimiter, VenueBannedError, parse_rate_limits
 
 
 def limits(*entries: tuple[str, str, int, int]) -> list[dict[str, Any]]:
@@ -69,8 +69,8 @@ CHILD = r"""
 import json, sys, time
 import django
 django.setup()
-from trading.gateways.base import VenueError
-from trading.ratelimit import RateLimiter
+from venues.gateway import VenueError
+from venues.ratelimit import RateLimiter
 
 venue, account, max_wait = sys.argv[1], sys.argv[2], float(sys.argv[3])
 limiter = RateLimiter(venue, account, record_health=False)

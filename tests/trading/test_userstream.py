@@ -24,7 +24,6 @@ from tests.trading.binance_support import binance_account_create, binance_venue_
 from tests.trading.gateway_contract import limit, market
 from trading import userstream
 from trading.enums import OrderSide, OrderStatus
-from trading.gateways.base import BalanceReport, OrderReport
 from trading.gateways.binance import BinanceGateway
 from trading.models import ExchangeAccount
 from trading.userstream import (
@@ -36,6 +35,7 @@ from trading.userstream import (
     balances_from_account_position,
     order_report_from_execution,
 )
+from venues.gateway import BalanceReport, OrderReport
 
 fake_venue = fakevenue_fixtures.fake_venue
 fake_venue_thread = fakevenue_fixtures.fake_venue_thread

@@ -14,8 +14,8 @@ from arbitragex.errors import ApplicationError, ErrorCode
 from trading.enums import AccountMode
 
 if TYPE_CHECKING:
-    from trading.gateways.base import Gateway
     from trading.models import ExchangeAccount
+    from venues.gateway import Gateway
 
 BINANCE_GATEWAY_MODULE = "trading.gateways.binance"
 T = TypeVar("T")

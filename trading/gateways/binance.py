@@ -65,7 +65,8 @@ from arbitragex.money import InvalidAmount, fmt, to_decimal
 from marketdata.feeds.binance import ban_until_ms, binance_client_class, capture_response, retry_after_s
 from marketdata.parsing import MalformedFrame, parse_instrument_spec
 from trading.enums import ORDER_TERMINAL_STATUSES, OrderSide, OrderStatus, OrderType
-from trading.gateways.base import (
+from trading.state_machine import status_from_binance
+from venues.gateway import (
     AmbiguousVenueError,
     BalanceReport,
     FillReport,
@@ -77,8 +78,7 @@ from trading.gateways.base import (
     SymbolRules,
     VenueError,
 )
-from trading.ratelimit import RateLimiter, VenueBannedError
-from trading.state_machine import status_from_binance
+from venues.ratelimit import RateLimiter, VenueBannedError
 
 if TYPE_CHECKING:
     from marketdata.models import Venue

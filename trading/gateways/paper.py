@@ -32,9 +32,9 @@ from arbitragex.money import MONEY_CONTEXT, ZERO
 from marketdata import cache as quote_cache
 from marketdata.books import OrderBook
 from marketdata.models import Instrument, Venue
-from marketdata.types import BookLevel
 from trading.enums import OrderSide, OrderStatus, OrderType, TimeInForce
-from trading.gateways.base import (
+from trading.models import PAPER_OPEN_STATUSES, AccountBalance, ExchangeAccount, PaperFill, PaperOrder
+from venues.gateway import (
     BalanceReport,
     FillReport,
     FinalVenueError,
@@ -44,7 +44,7 @@ from trading.gateways.base import (
     RetryableVenueError,
     SymbolRules,
 )
-from trading.models import PAPER_OPEN_STATUSES, AccountBalance, ExchangeAccount, PaperFill, PaperOrder
+from venues.types import BookLevel
 
 __all__ = [
     "PaperGateway",

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from arbitragex.errors import ApplicationError, ErrorCode
-from trading.enums import OrderSide, OrderStatus, OrderType, TimeInForce
+from venues.types import OrderSide, OrderStatus, OrderType, TimeInForce
 
 
 class VenueError(ApplicationError):

@@ -33,14 +33,13 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import DatabaseError
-from django.db.models import Q
 from django.utils import timezone
 from django_redis import get_redis_connection
 
 from arbitragex import metrics
 from arbitragex.errors import ErrorCode
-from trading.gateways.base import FinalVenueError, RetryableVenueError
-from trading.signals import venue_banned
+from venues.gateway import FinalVenueError, RetryableVenueError
+from venues.signals import venue_banned, venue_weight_used
 
 logger = logging.getLogger(__name__)
 
@@ -372,14 +371,9 @@ class RateLimiter:
         self._extend(keys=[self._retry_key], args=[max(int(seconds * 1000), 0), "in"])
 
     def ban(self, until: datetime) -> None:
-        """A 418: refuse every call to this venue, in every process, until ``until`` (aware), and
-        record it as ``Venue.banned_until``."""
+        """A 418: refuse every call to this venue, in every process, until ``until`` (aware), and say so
+        (``venues.signals.venue_banned``: marketdata records it on the venue, the operators are told)."""
         self._extend(keys=[self._ban_key], args=[_ms(until), "at"])
-        from marketdata.models import Venue
-
-        Venue.objects.filter(Q(banned_until__isnull=True) | Q(banned_until__lt=until), code=self.venue_code).update(
-            banned_until=until, updated_at=timezone.now()
-        )
         venue_banned.send(sender=RateLimiter, venue_code=self.venue_code, until=until)
 
     async def ban_async(self, until: datetime) -> None:
@@ -410,10 +404,8 @@ class RateLimiter:
         return int(self._used(keys=[], args=[self._account_prefix, ORDERS, window_ms]))
 
     def _record_used_weight(self) -> None:
-        from marketdata.models import Venue
-
         try:
-            Venue.objects.filter(code=self.venue_code).update(used_weight=self.used_weight())
+            venue_weight_used.send(sender=RateLimiter, venue_code=self.venue_code, used_weight=self.used_weight())
         except DatabaseError:
             # A health figure must never stop a venue call.
             logger.warning("%s: could not record the used weight", self.venue_code, exc_info=True)
