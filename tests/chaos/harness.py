@@ -88,8 +88,8 @@ class ChaosSettings:
     def from_env(cls, *, executions: int) -> ChaosSettings:
         count = int(os.environ.get("CHAOS_EXECUTIONS", executions))
         # About 6 fault-point passes per execution (claims and sends, retries and unwinds included); aim at
-        # max(3, count / 80) freezes in the run: each takes a pool process (of four) out for 35-45 s.
-        default_p = round(min(0.05, max(3, count / 80) / (6 * count)), 4)
+        # max(3, count / 50) freezes in the run: each takes a pool process (of four) out for 35-45 s.
+        default_p = round(min(0.05, max(3, count / 50) / (6 * count)), 4)
         return cls(
             executions=count,
             # A new seed each run covers more ground over time; the report prints it to replay one.
