@@ -1,4 +1,4 @@
-"""Database errors mapped to the original design's numeric codes (5000-5005)."""
+"""Database errors mapped to the original design's numeric codes (5000-5006)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from functools import wraps
 from typing import Any, ParamSpec, TypeVar
 
 from django.core.exceptions import ObjectDoesNotExist
-from django.db import DatabaseError, IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, InterfaceError, OperationalError, transaction
 
-from arbitragex.errors import ApplicationError, ErrorCode
+from arbitragex.errors import ApplicationError, DatabaseUnavailable, ErrorCode
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -39,6 +39,8 @@ def db_errors(entity: str = "record") -> Iterator[None]:
         raise ApplicationError(ErrorCode.DB_UPDATE_FAILED, f"{entity} violates a constraint: {exc}") from exc
     except transaction.TransactionManagementError as exc:
         raise ApplicationError(ErrorCode.DB_TRANSACTION_FAILED, str(exc)) from exc
+    except (OperationalError, InterfaceError) as exc:
+        raise DatabaseUnavailable(f"{entity}: the database is unavailable: {exc}") from exc
     except DatabaseError as exc:
         raise ApplicationError(ErrorCode.DB_ERROR, f"database error: {exc}") from exc
 

@@ -171,6 +171,14 @@ class NotFoundError(ApplicationError):
         super().__init__(ErrorCode.DB_NOT_FOUND, message, detail)
 
 
+class DatabaseUnavailable(ApplicationError):
+    """The database could not be reached (restarting, connection lost): nothing was decided, so the
+    caller may try again shortly. Celery tasks retry it; the API answers 503 with Retry-After."""
+
+    def __init__(self, message: str = "", detail: Any = None) -> None:
+        super().__init__(ErrorCode.DB_UNAVAILABLE, message, detail)
+
+
 class ValidationFailed(ApplicationError):
     def __init__(self, message: str, detail: Any = None) -> None:
         super().__init__(ErrorCode.INVALID_PARAMETER, message, detail)

@@ -8,7 +8,8 @@ capability           module                       entry points
 executions           ``trading.executions``       ``execution_create``, ``execution_create_from_opportunity``
 placement            ``trading.placement``        ``execution_place``
 orders               ``trading.orders``           ``order_apply_update`` (every venue answer, stream or poll)
-sync                 ``trading.sync``             ``orders_sync_open``, ``instruments_sync``, ``opportunities_expire``
+sync                 ``trading.sync``             ``orders_sync_open``, ``executions_sweep``, ``instruments_sync``,
+                                                 ``opportunities_expire``
 leg failure          ``trading.leg_failure``      ``orders_resolve_timed_out`` (and the repair plan)
 finalise             ``trading.finalise``         ``execution_settle``, ``execution_resolve``
 reconcile            ``trading.reconcile``        ``reconcile``, ``incidents_resolve``
@@ -32,7 +33,7 @@ from trading.orders import order_apply_update
 from trading.placement import execution_place
 from trading.reconcile import incidents_resolve, reconcile
 from trading.rollup import execution_rollups_refresh
-from trading.sync import instruments_sync, opportunities_expire, orders_sync_open
+from trading.sync import executions_sweep, instruments_sync, opportunities_expire, orders_sync_open
 
 __all__ = [
     "balances_release",
@@ -44,6 +45,7 @@ __all__ = [
     "execution_resolve",
     "execution_rollups_refresh",
     "execution_settle",
+    "executions_sweep",
     "incidents_resolve",
     "instruments_sync",
     "opportunities_expire",

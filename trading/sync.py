@@ -49,7 +49,14 @@ from trading.orders import (
 from trading.state_machine import UpdateSource
 from venues.gateway import Gateway, OrderReport, SymbolRules, VenueError
 
-__all__ = ["OrdersSyncResult", "instruments_sync", "opportunities_expire", "orders_sync_open"]
+__all__ = [
+    "ExecutionsSweepResult",
+    "OrdersSyncResult",
+    "executions_sweep",
+    "instruments_sync",
+    "opportunities_expire",
+    "orders_sync_open",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -67,8 +74,6 @@ class OrdersSyncResult:
     order_queries: int = 0
     updated: int = 0
     skipped_locked: int = 0
-    settlements: list[str] = field(default_factory=list)
-    placements: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,8 +107,6 @@ def orders_sync_open(
             reports.update(_fetch(accounts[account_id], account_groups, result, gateway_factory))
     if reports:
         _apply_bulk(reports, now, result, actor)
-    result.settlements = _sweep_timeouts(now)
-    result.placements = _sweep_placements(now)
     if actor is not None:
         with transaction.atomic():
             audit_record(action="orders.sync", target="every open order", actor=actor, new=asdict(result))
@@ -186,6 +189,20 @@ def _apply_bulk(reports: dict[int, OrderReport], now: datetime, result: OrdersSy
         for execution in touched.values():
             execution_after_orders_changed(execution)
         result.updated = len(changed)
+
+
+@dataclass
+class ExecutionsSweepResult:
+    settlements: list[str] = field(default_factory=list)
+    placements: list[str] = field(default_factory=list)
+
+
+def executions_sweep(*, now: datetime | None = None) -> ExecutionsSweepResult:
+    """What the broker may have lost, found again from the database (every few seconds, by beat):
+    executions past their leg timeout or with every order done go to settlement, and executions with
+    an order left to send and no placement at work are placed again. Two indexed queries."""
+    now = now or timezone.now()
+    return ExecutionsSweepResult(settlements=_sweep_timeouts(now), placements=_sweep_placements(now))
 
 
 def _sweep_timeouts(now: datetime) -> list[str]:

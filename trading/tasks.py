@@ -15,18 +15,34 @@ from dataclasses import asdict
 from typing import Any
 
 from celery import Task, shared_task
+from django.db import InterfaceError, OperationalError
 from django.dispatch import receiver
 
 from arbitragex import metrics
+from arbitragex.errors import DatabaseUnavailable
 from trading import balances, finalise, placement, rollup, signals, sync
 from trading import reconcile as reconciliation
 
 PLACE_MAX_RETRIES = 8
 
-_IDEMPOTENT: dict[str, Any] = {"acks_late": True, "reject_on_worker_lost": True}
+# A database out of reach (restarting, connection lost) decided nothing: the task runs again after a
+# backoff (1 s doubling to 30 s, with jitter), which an idempotent task can always do.
+DATABASE_OUT_OF_REACH = (DatabaseUnavailable, OperationalError, InterfaceError)
+
+_IDEMPOTENT: dict[str, Any] = {
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "autoretry_for": DATABASE_OUT_OF_REACH,
+    "retry_backoff": 1,
+    "retry_backoff_max": 30,
+    "retry_jitter": True,
+    "max_retries": 20,
+}
 
 
-@shared_task(bind=True, name="trading.tasks.execution_place_orders", max_retries=PLACE_MAX_RETRIES, **_IDEMPOTENT)
+@shared_task(
+    bind=True, name="trading.tasks.execution_place_orders", **{**_IDEMPOTENT, "max_retries": PLACE_MAX_RETRIES}
+)
 def execution_place_orders(self: Task, execution_id: str) -> dict[str, Any]:
     result = placement.execution_place(execution_id=execution_id)
     if result.retry and self.request.retries < PLACE_MAX_RETRIES:
@@ -44,6 +60,11 @@ def execution_settle(execution_id: str) -> str:
 def orders_sync_open() -> dict[str, Any]:
     with metrics.sync_cycle_seconds.labels(job="orders").time():
         return asdict(sync.orders_sync_open())
+
+
+@shared_task(name="trading.tasks.executions_sweep", **_IDEMPOTENT)
+def executions_sweep() -> dict[str, Any]:
+    return asdict(sync.executions_sweep())
 
 
 @shared_task(name="trading.tasks.balances_sync", **_IDEMPOTENT)

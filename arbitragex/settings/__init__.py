@@ -276,6 +276,8 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # tables once (idempotently); after that operators edit them in the admin.
 BEAT_DEFAULT_SCHEDULES = {
     "order sync": {"task": "trading.tasks.orders_sync_open", "every_seconds": 30},
+    # Placements and settlements the broker lost (a Redis restart): found again within a leg timeout.
+    "execution sweep": {"task": "trading.tasks.executions_sweep", "every_seconds": 5},
     "balance sync": {"task": "trading.tasks.balances_sync", "every_seconds": 60},
     "instrument sync": {"task": "trading.tasks.instruments_sync", "every_seconds": 3600},
     "reconciliation": {"task": "trading.tasks.reconcile", "every_seconds": 300},
@@ -395,10 +397,12 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "filters": {"ack_lost_to_broker": {"()": "arbitragex.broker.AckLostToBroker"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         "daphne": {"level": "WARNING"},
+        "celery.worker.request": {"filters": ["ack_lost_to_broker"]},
     },
 }

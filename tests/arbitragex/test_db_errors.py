@@ -1,16 +1,24 @@
-"""Error codes: database errors mapped to the original 5000-5005 codes, and the one API error shape
-``{"code": <int>, "message": <str>, "detail": ...}`` for every failure the API can return."""
+"""Error codes: database errors mapped to the original 5000-5005 codes (and 5006 for a database out of
+reach), and the one API error shape ``{"code": <int>, "message": <str>, "detail": ...}`` for every
+failure the API can return."""
 
 from __future__ import annotations
 
 import pytest
-from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, InterfaceError, OperationalError, connection, transaction
 from rest_framework import exceptions
 from rest_framework.test import APIClient
 
 from arbitragex.api import exception_handler
 from arbitragex.db import db_errors, mapped_db_errors, require_updated
-from arbitragex.errors import ApplicationError, ErrorCode, NotFoundError, ValidationFailed, http_status_for
+from arbitragex.errors import (
+    ApplicationError,
+    DatabaseUnavailable,
+    ErrorCode,
+    NotFoundError,
+    ValidationFailed,
+    http_status_for,
+)
 from tests.factories import OrderFactory
 from trading.models import Order
 
@@ -64,6 +72,17 @@ def test_a_transaction_management_error_is_5005():
         raise transaction.TransactionManagementError("An error occurred in the current transaction")
 
     assert exc.value.code == ErrorCode.DB_TRANSACTION_FAILED == 5005
+
+
+@pytest.mark.parametrize(
+    "lost", [OperationalError("server closed the connection unexpectedly"), InterfaceError("closed")]
+)
+def test_a_database_out_of_reach_is_5006_which_callers_retry(lost):
+    with pytest.raises(DatabaseUnavailable) as exc, db_errors("order"):
+        raise lost
+
+    assert exc.value.code == ErrorCode.DB_UNAVAILABLE == 5006
+    assert exc.value.__cause__ is lost
 
 
 def test_application_errors_pass_through_unchanged():

@@ -16,6 +16,7 @@ from tests.factories import ArbitrageOpportunityFactory, ExchangeAccountFactory,
 from tests.trading.lifecycle_support import (
     SYMBOL,
     CountingGateways,
+    celery_eager,
     configure,
     fund,
     make_desk,
@@ -28,7 +29,7 @@ from trading.enums import AccountMode, OpportunityStatus, OrderLeg, OrderStatus,
 from trading.gateways.paper import PaperGateway, paper_match_resting
 from trading.models import AccountBalance, ArbitrageOpportunity, Order, TradeExecution
 from trading.placement import execution_place
-from trading.sync import instruments_sync, opportunities_expire, orders_sync_open
+from trading.sync import executions_sweep, instruments_sync, opportunities_expire, orders_sync_open
 
 D = Decimal
 
@@ -97,8 +98,8 @@ def test_the_request_count_does_not_grow_with_the_number_of_orders(desk):
 def test_open_executions_past_the_leg_timeout_are_swept_into_settlement(desk):
     executions = resting_executions(desk, 2)
 
-    soon = orders_sync_open(now=timezone.now() + timedelta(seconds=2))
-    late = orders_sync_open(now=timezone.now() + timedelta(seconds=60))
+    soon = executions_sweep(now=timezone.now() + timedelta(seconds=2))
+    late = executions_sweep(now=timezone.now() + timedelta(seconds=60))
 
     assert soon.settlements == []
     assert late.settlements == sorted(str(e.id) for e in executions)
@@ -114,14 +115,14 @@ def test_an_execution_whose_placement_message_was_lost_is_placed_again(desk, dja
     )  # fmt: skip
 
     with django_capture_on_commit_callbacks() as enqueued:
-        soon = orders_sync_open(now=timezone.now() + timedelta(seconds=1))
+        soon = executions_sweep(now=timezone.now() + timedelta(seconds=1))
     with django_capture_on_commit_callbacks() as enqueued_later:
-        late = orders_sync_open(now=timezone.now() + timedelta(seconds=7))
+        late = executions_sweep(now=timezone.now() + timedelta(seconds=7))
 
     assert soon.placements == [] and enqueued == []  # a placement may still be on its way
     assert late.placements == [str(execution.id)] and len(enqueued_later) == 1
     execution_place(execution_id=str(execution.id))  # what the task does
-    assert orders_sync_open(now=timezone.now() + timedelta(seconds=10)).placements == []
+    assert executions_sweep(now=timezone.now() + timedelta(seconds=10)).placements == []
 
 
 def test_orders_another_writer_holds_are_skipped_not_waited_for(transactional_db):
@@ -237,3 +238,44 @@ def test_detected_opportunities_older_than_the_expiry_are_expired(db):
         fresh.pk: OpportunityStatus.DETECTED,
         taken.pk: OpportunityStatus.TAKEN,
     }
+
+
+def test_a_task_whose_database_is_out_of_reach_runs_again_and_then_does_its_work(desk, monkeypatch):
+    """The database restarting under a task decided nothing: the task is retried (backoff in a worker,
+    at once in eager mode) instead of being lost."""
+    from django.db import OperationalError
+
+    from trading import sync, tasks
+
+    calls = []
+    real = sync.executions_sweep
+
+    def flaky(**kwargs):
+        calls.append(kwargs)
+        if len(calls) < 3:
+            raise OperationalError("server closed the connection unexpectedly")
+        return real(**kwargs)
+
+    monkeypatch.setattr(sync, "executions_sweep", flaky)
+    with celery_eager():
+        result = tasks.executions_sweep.apply()
+
+    assert result.successful(), result.traceback
+    assert len(calls) == 3
+    assert result.result == {"settlements": [], "placements": []}
+
+
+def test_an_error_that_is_not_the_database_out_of_reach_is_not_retried(desk, monkeypatch):
+    from trading import sync, tasks
+
+    calls = []
+
+    def broken(**kwargs):
+        calls.append(kwargs)
+        raise ValueError("a bug")
+
+    monkeypatch.setattr(sync, "executions_sweep", broken)
+    with celery_eager():
+        result = tasks.executions_sweep.apply()
+
+    assert result.failed() and len(calls) == 1
