@@ -59,7 +59,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, Http404 | ObjectDoesNotExist):
         return Response(error_body(ErrorCode.NOT_FOUND), status=status.HTTP_404_NOT_FOUND)
     if isinstance(exc, DjangoValidationError):
-        detail = exc.message_dict if hasattr(exc, "error_dict") else exc.messages
+        detail: Any = exc.message_dict if hasattr(exc, "error_dict") else exc.messages
         return Response(
             error_body(ErrorCode.INVALID_PARAMETER, _message_from_detail(detail), detail),
             status=status.HTTP_400_BAD_REQUEST,
@@ -88,8 +88,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         )
         if not response.data["message"]:
             response.data["message"] = DEFAULT_MESSAGES[code]
-        if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
-            response["Retry-After"] = str(int(exc.wait))
+        wait = getattr(exc, "wait", None)
+        if isinstance(exc, exceptions.Throttled) and wait is not None:
+            response["Retry-After"] = str(int(wait))
         auth_header = getattr(exc, "auth_header", None)
         if auth_header:
             response["WWW-Authenticate"] = auth_header

@@ -319,12 +319,18 @@ def _config_entries() -> list[dict[str, Any]]:
     ]
 
 
+def _int_or_none(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
 def _patch_field(spec: config.ConfigKey) -> serializers.Field:  # type: ignore[type-arg]
     common: dict[str, Any] = {"required": False, "help_text": f"{spec.description} Allowed: {spec.allowed()}."}
     if spec.kind == "bool":
         return serializers.BooleanField(**common)
     if spec.kind == "int":
-        return serializers.IntegerField(min_value=spec.minimum, max_value=spec.maximum, **common)
+        return serializers.IntegerField(
+            min_value=_int_or_none(spec.minimum), max_value=_int_or_none(spec.maximum), **common
+        )
     if spec.kind == "decimal":
         return serializers.DecimalField(max_digits=36, decimal_places=18, **common)
     if spec.kind == "choice":

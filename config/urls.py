@@ -4,13 +4,13 @@ metrics."""
 from __future__ import annotations
 
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from arbitragex.views import healthz, metrics_view
 from config.dashboard import dashboard
 
-api_v1 = [
+api_v1: list[URLPattern | URLResolver] = [
     path("", include("marketdata.api.urls")),
     path("", include("risk.api.urls")),
     path("", include("trading.api.urls")),

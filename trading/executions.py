@@ -36,8 +36,10 @@ from risk.checks import (
     run_pre_trade_checks,
 )
 from risk.selectors import risk_figures_get
+from trading import tasks
 from trading.balances import balance_cache_drop_on_commit, balances_lock
 from trading.client_ids import client_order_id, uuid7
+from trading.effects import execution_published_on_commit, task_on_commit
 from trading.enums import (
     ExecutionStatus,
     LegFailurePolicy,
@@ -49,7 +51,6 @@ from trading.enums import (
     TimeInForce,
 )
 from trading.models import AccountBalance, ArbitrageOpportunity, ExchangeAccount, Order, TradeExecution
-from trading.orders import execution_published_on_commit, task_enqueue_on_commit
 from trading.pnl import expected_profit
 from trading.selectors import accounts_for_venues, executions_open_count
 
@@ -407,7 +408,7 @@ def _execution_insert(plan: _Plan, reads: _Reads) -> TradeExecution:
     # After commit, in this order: the dashboards' PENDING first (placement, eager in-process, would
     # publish EXECUTING), then placement, then the rest, which the orders need not wait for.
     execution_published_on_commit(execution, created=True)
-    task_enqueue_on_commit("execution_place_orders", str(execution.pk))
+    task_on_commit(tasks.execution_place_orders, str(execution.pk))
     balance_cache_drop_on_commit([quote_key, base_key])
     return execution
 

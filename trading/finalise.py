@@ -37,7 +37,9 @@ from arbitragex.money import MONEY_CONTEXT, ZERO, fmt, to_storage
 from arbitragex.services import config_values
 from marketdata.models import Instrument
 from risk.services import risk_state_record_trade
+from trading import tasks
 from trading.balances import balances_release
+from trading.effects import execution_published_on_commit, task_on_commit
 from trading.enums import (
     EXECUTION_OPEN_STATUSES,
     EXECUTION_TRANSITIONS,
@@ -62,7 +64,6 @@ from trading.leg_failure import (
     residual_instrument,
 )
 from trading.models import ExchangeAccount, Fill, Incident, Order, TradeExecution
-from trading.orders import execution_published_on_commit, task_enqueue_on_commit
 from trading.pnl import FillRecord, ProfitBreakdown, profit_breakdown, residual_exposure_from_fills
 from trading.rollup import execution_rollup_invalidate
 from trading.signals import execution_finished, execution_needs_attention
@@ -177,7 +178,7 @@ def _leg_failure_order(
     execution.error_message = step.reason
     execution.save(update_fields=["status", "residual_qty", "error_message", "updated_at"])
     execution_published_on_commit(execution)
-    task_enqueue_on_commit("execution_place_orders", str(execution.pk))
+    task_on_commit(tasks.execution_place_orders, str(execution.pk))
     return f"{step.kind}: {order.client_order_id}"
 
 
@@ -241,7 +242,7 @@ def _resync_live_balances(execution: TradeExecution) -> None:
         ).values_list("pk", flat=True)
     )
     if live:
-        task_enqueue_on_commit("balances_sync", live)
+        task_on_commit(tasks.balances_sync, live)
 
 
 def _finish(

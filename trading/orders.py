@@ -35,6 +35,8 @@ from arbitragex.services import audit_record
 from marketdata import cache as quote_cache
 from marketdata.klines import ms_to_datetime
 from marketdata.models import Venue
+from trading import tasks
+from trading.effects import order_published_on_commit, task_on_commit
 from trading.enums import (
     EXECUTION_OPEN_STATUSES,
     ORDER_TERMINAL_STATUSES,
@@ -57,16 +59,12 @@ from trading.state_machine import (
 from venues.gateway import OrderReport, VenueError
 
 __all__ = [
-    "EXECUTION_PAYLOAD_FIELDS",
     "MAIN_LEGS",
     "ORDER_WRITTEN_FIELDS",
     "OrderApplyResult",
-    "execution_published_on_commit",
     "order_apply_update",
     "order_mark",
-    "order_published_on_commit",
     "order_update_prepare",
-    "task_enqueue_on_commit",
     "update_from_report",
 ]
 
@@ -89,93 +87,6 @@ ORDER_WRITTEN_FIELDS = [
     "filled_at",
     "updated_at",
 ]
-
-
-# --- after-commit effects ------------------------------------------------------------------------------
-
-
-def task_enqueue_on_commit(name: str, *args: Any, countdown: float | None = None) -> None:
-    """Send ``trading.tasks.<name>`` once the surrounding transaction commits.
-
-    ``robust``: the state is already committed when the broker is asked, so a broker failure is logged
-    rather than raised; the periodic order sync finds executions left behind.
-    """
-
-    def send() -> None:
-        from trading import tasks
-
-        getattr(tasks, name).apply_async(args=args, countdown=countdown)
-
-    transaction.on_commit(send, robust=True)
-
-
-def _publish(payload: dict[str, Any]) -> None:
-    try:
-        from marketdata import fanout
-    except ImportError:  # the fan-out is optional in a build without dashboards
-        return
-    # Not waited for: these run after commit on the placement path (the execution's creation, the
-    # claim before the orders are sent), where a round trip to the layer per update would delay them.
-    fanout.publish_soon(fanout.EXECUTIONS_GROUP, payload)
-
-
-EXECUTION_PAYLOAD_FIELDS = (
-    "symbol",
-    "status",
-    "buy_venue",
-    "sell_venue",
-    "quantity",
-    "expected_profit",
-    "actual_profit",
-    "residual_qty",
-    "started_at",
-    "completed_at",
-)
-"""What ``execution_payload`` reads: enough for ``QuerySet.only()`` on a path that publishes."""
-
-
-def execution_payload(execution: TradeExecution) -> dict[str, Any]:
-    return {
-        "type": "execution",
-        "id": str(execution.pk),
-        "symbol": execution.symbol,
-        "status": execution.status,
-        "buy_venue_id": execution.buy_venue_id,
-        "sell_venue_id": execution.sell_venue_id,
-        "quantity": execution.quantity,
-        "expected_profit": execution.expected_profit,
-        "actual_profit": execution.actual_profit,
-        "residual_qty": execution.residual_qty,
-        "started_at": execution.started_at,
-        "completed_at": execution.completed_at,
-    }
-
-
-def execution_published_on_commit(execution: TradeExecution, *, created: bool = False) -> None:
-    """Drop the cached execution and tell the dashboards, after commit. A ``created`` execution has
-    nothing cached (its id is unknown outside the transaction that makes it): no cache round trip."""
-    payload = execution_payload(execution)
-    if not created:
-        key = execution_cache_key(execution.pk)
-        transaction.on_commit(lambda: cache.delete(key))
-    transaction.on_commit(lambda: _publish(payload), robust=True)
-
-
-def order_published_on_commit(order: Order) -> None:
-    payload = {
-        "type": "execution",
-        "id": str(order.execution_id),
-        "order": {
-            "client_order_id": order.client_order_id,
-            "leg": order.leg,
-            "attempt": order.attempt,
-            "side": order.side,
-            "status": order.status,
-            "filled_qty": order.filled_qty,
-            "avg_price": order.avg_price,
-        },
-    }
-    transaction.on_commit(lambda: _publish(payload), robust=True)
 
 
 # --- translating venue answers -----------------------------------------------------------------------------
@@ -421,7 +332,7 @@ def execution_after_orders_changed(execution: TradeExecution) -> None:
     key = execution_cache_key(execution.pk)
     transaction.on_commit(lambda: cache.delete(key))
     if execution.status in EXECUTION_OPEN_STATUSES and all(o.status in ORDER_TERMINAL_STATUSES for o in orders):
-        task_enqueue_on_commit("execution_settle", str(execution.pk))
+        task_on_commit(tasks.execution_settle, str(execution.pk))
 
 
 def _locked_order(order_id: int | None, client_order_id: str | None, account_id: int | None = None) -> Order:

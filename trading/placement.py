@@ -55,16 +55,12 @@ from arbitragex.background import background_run
 from arbitragex.errors import ErrorCode
 from arbitragex.faultpoints import fault_point
 from arbitragex.services import config_values
+from trading import tasks
+from trading.effects import EXECUTION_PAYLOAD_FIELDS, execution_published_on_commit, task_on_commit
 from trading.enums import ExecutionStatus, OrderStatus, OrderType, TimeInForce
 from trading.gateways import gateway_for, gateway_shared
 from trading.models import ExchangeAccount, Order, TradeExecution
-from trading.orders import (
-    EXECUTION_PAYLOAD_FIELDS,
-    execution_published_on_commit,
-    order_apply_update,
-    order_mark,
-    task_enqueue_on_commit,
-)
+from trading.orders import order_apply_update, order_mark
 from trading.state_machine import UpdateSource
 from venues.gateway import (
     AmbiguousVenueError,
@@ -252,7 +248,7 @@ def _settle_schedule(execution_id: str) -> None:
     claims them again and schedules it then. A settlement of a finished execution does nothing.
     """
     timeout_s = config_values()["leg_timeout_s"]
-    task_enqueue_on_commit("execution_settle", execution_id, countdown=timeout_s + 1)
+    task_on_commit(tasks.execution_settle, execution_id, countdown=timeout_s + 1)
 
 
 def _request(order: Order, *, claimed_at: datetime, window_ms: int) -> OrderRequest:

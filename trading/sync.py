@@ -27,6 +27,8 @@ from django.utils import timezone
 from arbitragex.money import to_storage
 from arbitragex.services import config_values
 from marketdata.models import Instrument
+from trading import tasks
+from trading.effects import order_published_on_commit, task_on_commit
 from trading.enums import (
     EXECUTION_OPEN_STATUSES,
     ORDER_OPEN_STATUSES,
@@ -41,9 +43,7 @@ from trading.orders import (
     execution_after_orders_changed,
     foreign_reason,
     order_adopt,
-    order_published_on_commit,
     order_update_prepare,
-    task_enqueue_on_commit,
     update_from_report,
 )
 from trading.state_machine import UpdateSource
@@ -193,7 +193,7 @@ def _sweep_timeouts(now: datetime) -> list[str]:
     )
     ids = sorted({str(execution_id) for execution_id in overdue})
     for execution_id in ids:
-        task_enqueue_on_commit("execution_settle", execution_id)
+        task_on_commit(tasks.execution_settle, execution_id)
     return ids
 
 
@@ -223,7 +223,7 @@ def _sweep_placements(now: datetime) -> list[str]:
         logger.warning(
             "execution %s has an order left to send and no placement at work: placing it again", execution_id
         )
-        task_enqueue_on_commit("execution_place_orders", execution_id)
+        task_on_commit(tasks.execution_place_orders, execution_id)
     return ids
 
 

@@ -67,7 +67,7 @@ class VenueSerializer(_DecimalModelSerializer):
 
 
 class InstrumentSerializer(_DecimalModelSerializer):
-    venue = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    venue: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(slug_field="code", read_only=True)
 
     class Meta:
         model = Instrument

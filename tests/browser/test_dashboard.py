@@ -27,8 +27,8 @@ from tests.factories import (
     VenueFactory,
 )
 from tests.ledger_data import filled_execution
+from trading.effects import execution_payload
 from trading.enums import ExecutionStatus
-from trading.orders import execution_payload
 
 D = Decimal
 LONG_FRACTION = re.compile(r"\d\.\d{9,}")

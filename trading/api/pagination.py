@@ -84,7 +84,7 @@ class KeysetCursorPagination(CursorPagination):
             key.append(value.isoformat() if hasattr(value, "isoformat") else str(value))
         token = json.dumps({"k": key, "r": int(reverse)}, separators=(",", ":"))
         encoded = base64.urlsafe_b64encode(token.encode("ascii")).decode("ascii")
-        return str(replace_query_param(self.base_url, self.cursor_query_param, encoded))
+        return str(replace_query_param(self.base_url or "", self.cursor_query_param, encoded))
 
     # --- the page -------------------------------------------------------------------------------------
 
@@ -102,7 +102,7 @@ class KeysetCursorPagination(CursorPagination):
         # The redundant bound on the first field is what lets the database range-scan its index.
         return Q(**{f"{names[0]}__{ops[0]}e": key[0]}) & condition
 
-    def paginate_queryset(self, queryset: QuerySet[Any], request: Request, view: Any = None) -> list[Any] | None:
+    def paginate_queryset(self, queryset: Any, request: Request, view: Any = None) -> list[Any] | None:
         self.request = request
         self.page_size = self.get_page_size(request)
         self.base_url = request.build_absolute_uri()
@@ -128,7 +128,7 @@ class KeysetCursorPagination(CursorPagination):
             return None
         if not self.page:
             # A backwards walk that found nothing: start again from the top.
-            return str(remove_query_param(self.base_url, self.cursor_query_param))
+            return str(remove_query_param(self.base_url or "", self.cursor_query_param))
         return self._encode(self.page[-1], reverse=False)
 
     def get_previous_link(self) -> str | None:

@@ -72,8 +72,8 @@ class FillSerializer(_DecimalModelSerializer):
 
 class OrderSerializer(_DecimalModelSerializer):
     execution = serializers.UUIDField(source="execution_id", read_only=True)
-    account = serializers.SlugRelatedField(slug_field="name", read_only=True)
-    venue = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    account: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    venue: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(slug_field="code", read_only=True)
     leg = NamedChoiceField(OrderLeg.choices, enum_name="OrderLeg", read_only=True)
     side = NamedChoiceField(OrderSide.choices, enum_name="OrderSide", read_only=True)
     type = NamedChoiceField(OrderType.choices, enum_name="OrderType", read_only=True)
@@ -123,11 +123,11 @@ class OrderWithFillsSerializer(OrderSerializer):
 
 
 class ExecutionSerializer(_DecimalModelSerializer):
-    buy_venue = serializers.SlugRelatedField(slug_field="code", read_only=True)
-    sell_venue = serializers.SlugRelatedField(slug_field="code", read_only=True)
-    buy_account = serializers.SlugRelatedField(slug_field="name", read_only=True)
-    sell_account = serializers.SlugRelatedField(slug_field="name", read_only=True)
-    created_by = serializers.SlugRelatedField(
+    buy_venue: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    sell_venue: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    buy_account: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    sell_account: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    created_by: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
         slug_field="username", read_only=True, allow_null=True, help_text="Who created a manual execution."
     )
     status = NamedChoiceField(ExecutionStatus.choices, enum_name="ExecutionStatus", read_only=True)
@@ -215,8 +215,8 @@ class ExecutionCancelSerializer(serializers.Serializer):  # type: ignore[type-ar
 
 
 class OpportunitySerializer(_DecimalModelSerializer):
-    buy_venue = serializers.SlugRelatedField(slug_field="code", read_only=True)
-    sell_venue = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    buy_venue: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    sell_venue: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(slug_field="code", read_only=True)
     status = NamedChoiceField(OpportunityStatus.choices, enum_name="OpportunityStatus", read_only=True)
 
     class Meta:
@@ -245,7 +245,7 @@ class OpportunitySerializer(_DecimalModelSerializer):
 
 
 class BalanceSerializer(_DecimalModelSerializer):
-    account = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    account: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(slug_field="name", read_only=True)
     venue = serializers.CharField(source="account.venue.code", read_only=True)
     available = PlainDecimalField(read_only=True, help_text="free - reserved")
 
@@ -299,7 +299,7 @@ class ExecutionStatisticsSerializer(StatisticsFiguresSerializer):
 
     def to_representation(self, instance: Any) -> Any:
         """From an ``ExecutionStatisticsReport``: the summary's figures at the top level."""
-        figures = {name: getattr(instance.summary, name) for name in StatisticsFiguresSerializer().fields}
+        figures = {name: getattr(instance.summary, str(name)) for name in StatisticsFiguresSerializer().fields}
         return super().to_representation(
             {
                 **figures,
