@@ -66,10 +66,10 @@ bench: install-dev
 bench-quick: install-dev
 	$(PY) -m bench --quick $(BENCH_ARGS)
 
-# The chaos run (tests/chaos): the whole platform (two workers, beat, the user data stream, two fake
-# Binance venues) under faults, 500 executions (CHAOS_EXECUTIONS; CHAOS_SEED replays a run's faults), on
-# DATABASE_URL/REDIS_URL or the embedded servers. It prints its figures and every invariant. `make test`
-# runs a short form.
+# The chaos run (tests/chaos): the whole platform (two workers, beat, the user data stream, under the
+# platform's own supervisor; two fake Binance venues) under faults, on an embedded PostgreSQL and Redis of
+# its own that it kills and restarts, never the configured ones. 500 executions (CHAOS_EXECUTIONS;
+# CHAOS_SEED replays a run's faults). It prints its figures and every invariant. `make test` runs a short form.
 chaos: install-dev
 	CHAOS_EXECUTIONS=$${CHAOS_EXECUTIONS:-500} $(PY) -m pytest tests/chaos -m chaos -p no:cacheprovider \
 		--timeout 3600 -q $(PYTEST_ARGS)

@@ -18,9 +18,9 @@ WITHOUT_SERVERS = frozenset(
 
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "arbitragex.settings")
-    from django.core.management import execute_from_command_line
+    from django.core.management import execute_from_command_line  # noqa: PLC0415  (after the environment is set)
 
-    from arbitragex import embedded
+    from arbitragex import embedded  # noqa: PLC0415  (after the environment is set)
 
     command = sys.argv[1] if len(sys.argv) > 1 else "help"
     if command in WITHOUT_SERVERS and "--database" not in sys.argv:

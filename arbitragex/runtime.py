@@ -65,7 +65,7 @@ def platform_processes(*, host: str, port: int, concurrency: int, workers: int =
 
 def available_processes(processes: list[PlatformProcess]) -> list[PlatformProcess]:
     """Drop processes whose management command is not part of this build."""
-    from django.core.management import get_commands
+    from django.core.management import get_commands  # noqa: PLC0415  (needs the apps loaded)
 
     commands = get_commands()
     return [p for p in processes if not (len(p.command) > 2 and p.command[1].endswith("manage.py"))
@@ -112,9 +112,9 @@ def beat_schedules_sync() -> list[str]:
 
     Only tasks that this build registers are scheduled, so beat never sends an unknown task.
     """
-    from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
+    from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask  # noqa: PLC0415  (models: after setup)
 
-    from arbitragex.celery import app
+    from arbitragex.celery import app  # noqa: PLC0415  (the Celery app reads the settings)
 
     app.loader.import_default_modules()
     created = []

@@ -22,6 +22,7 @@ from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from drf_spectacular.plumbing import build_choice_field
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, extend_schema_field
+from prometheus_client import CONTENT_TYPE_LATEST
 from rest_framework import ISO_8601, exceptions, permissions, serializers
 from rest_framework.authentication import TokenAuthentication
 from rest_framework.authtoken.serializers import AuthTokenSerializer
@@ -36,6 +37,7 @@ from rest_framework.views import APIView
 
 from arbitragex import config, metrics
 from arbitragex.api import error_body
+from arbitragex.celery import app
 from arbitragex.errors import ApplicationError, ErrorCode
 from arbitragex.money import DECIMAL_PLACES, MAX_DIGITS, fmt, to_decimal
 from arbitragex.services import config_set, config_values
@@ -47,7 +49,7 @@ def _check(fn: Any) -> dict[str, Any]:
     started = time.perf_counter()
     try:
         detail = fn()
-    except Exception as exc:  # a health check reports every failure instead of raising
+    except Exception as exc:  # noqa: BLE001 (a health check reports every failure instead of raising)
         return {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
     result = {"ok": True, "ms": round((time.perf_counter() - started) * 1000, 1)}
     if detail:
@@ -69,8 +71,6 @@ def _redis() -> None:
 
 
 def _celery() -> dict[str, Any]:
-    from arbitragex.celery import app
-
     replies = app.control.ping(timeout=1.0) or []
     if not replies:
         raise RuntimeError("no Celery worker answered within 1 s")
@@ -109,8 +109,6 @@ def _metrics_user(request: HttpRequest) -> Any:
 @require_GET
 def metrics_view(request: HttpRequest) -> HttpResponse:
     """Prometheus text exposition of ``arbitragex.metrics``: staff token or session, or METRICS_PUBLIC."""
-    from prometheus_client import CONTENT_TYPE_LATEST
-
     if not metrics_public():
         try:
             user = _metrics_user(request)
@@ -192,7 +190,7 @@ class ReadFastSerializerMixin:
         return result
 
 
-class ErrorSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class ErrorSerializer(serializers.Serializer):
     """The one error shape of the API (``arbitragex.api.exception_handler``)."""
 
     code = serializers.IntegerField(help_text="Numeric error code (README, 'Error codes'), e.g. 1001.")
@@ -271,7 +269,7 @@ class IsStaff(permissions.BasePermission):
 # --- auth token -----------------------------------------------------------------------------------------------------
 
 
-class TokenSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class TokenSerializer(serializers.Serializer):
     token = serializers.CharField(help_text='Send it as "Authorization: Token <token>".')
 
 
@@ -293,7 +291,7 @@ class TokenView(ObtainAuthToken):
 # --- config ----------------------------------------------------------------------------------------------------
 
 
-class ConfigEntrySerializer(serializers.Serializer):  # type: ignore[type-arg]
+class ConfigEntrySerializer(serializers.Serializer):
     key = serializers.CharField()
     value = AnyValueField(help_text="The current value; decimals as strings.")
     type = NamedChoiceField(["bool", "int", "decimal", "choice", "str"], enum_name="ConfigType")
@@ -323,7 +321,7 @@ def _int_or_none(value: Any) -> int | None:
     return None if value is None else int(value)
 
 
-def _patch_field(spec: config.ConfigKey) -> serializers.Field:  # type: ignore[type-arg]
+def _patch_field(spec: config.ConfigKey) -> serializers.Field:
     common: dict[str, Any] = {"required": False, "help_text": f"{spec.description} Allowed: {spec.allowed()}."}
     if spec.kind == "bool":
         return serializers.BooleanField(**common)

@@ -40,7 +40,7 @@ class InstrumentInline(FiguresAdminMixin, admin.TabularInline):
     show_change_link = True
 
 
-class VenueForm(forms.ModelForm):  # type: ignore[type-arg]
+class VenueForm(forms.ModelForm):
     """Base URLs must be URLs of the scheme python-binance uses them with (the model takes any text for
     the WebSocket ones, and ftp:// for REST)."""
 

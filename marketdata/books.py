@@ -153,7 +153,7 @@ class OrderBook:
             update,
         )
 
-    def apply_depth(
+    def apply_depth(  # noqa: C901 (the hot path of every depth update, inlined for speed (bench/stream))
         self,
         first: int,
         final: int,

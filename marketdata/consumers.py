@@ -41,7 +41,7 @@ class BadMessage(Exception):
     pass
 
 
-class MarketConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
+class MarketConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
         self.symbols: set[str] = set()
         self.joined_executions = False

@@ -84,7 +84,7 @@ class _Side:
     spec: InstrumentSpec
 
 
-def detect_opportunity(
+def detect_opportunity(  # noqa: C901 (the hot path of detection, inlined for speed (bench/stream))
     *,
     symbol: str,
     quotes: Iterable[Quote],

@@ -65,7 +65,7 @@ def publish(group: str, payload: dict[str, Any], *, max_age_ms: int | None = Non
     has committed (``transaction.on_commit``), so a client never sees a state that was rolled back.
     Not for use on a thread that runs an event loop: ``await apublish(...)`` there.
     """
-    return async_to_sync(apublish)(group, payload, max_age_ms=max_age_ms)  # type: ignore[no-any-return]
+    return async_to_sync(apublish)(group, payload, max_age_ms=max_age_ms)
 
 
 def publish_soon(group: str, payload: dict[str, Any], *, max_age_ms: int | None = None) -> None:
@@ -120,7 +120,7 @@ async def apublish(group: str, payload: dict[str, Any], *, max_age_ms: int | Non
     message = envelope([_plain(payload)], max_age_ms=max_age_ms)
     try:
         await asyncio.wait_for(layer.group_send(group, message), PUBLISH_TIMEOUT_S)
-    except Exception as exc:  # best effort: a dashboard update never fails the caller's work
+    except Exception as exc:  # noqa: BLE001 (best effort: a dashboard update never fails the caller's work)
         logger.warning("publish to %s failed: %s: %s", group, type(exc).__name__, exc)
         return False
     return True

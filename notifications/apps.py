@@ -9,6 +9,7 @@ class NotificationsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        import notifications.tasks  # noqa: F401  (connects the receivers that send the work the services find due)
         from notifications import receivers, redaction
 
         receivers.connect()

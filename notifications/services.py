@@ -34,7 +34,7 @@ from django.utils import timezone
 
 from arbitragex.errors import ApplicationError, ErrorCode
 from arbitragex.services import audit_record, config_values
-from notifications import redaction, sending
+from notifications import redaction, sending, signals
 from notifications.events import EventSpec, Severity, held_back_summary, when
 from notifications.models import Channel, Delivery, Event, Throttle
 from notifications.selectors import channels_for
@@ -69,15 +69,13 @@ SWEEP_BATCH = 500
 Actor = AbstractBaseUser | AnonymousUser | None
 
 
-def _enqueue(name: str, *args: Any, countdown: float | None = None) -> None:
-    from notifications import tasks
-
-    getattr(tasks, name).apply_async(args=list(args), countdown=countdown)
+def _due(signal: Any, **kwargs: Any) -> None:
+    signal.send(sender=Event, **kwargs)
 
 
-def _enqueue_on_commit(name: str, *args: Any, countdown: float | None = None) -> None:
+def _due_on_commit(signal: Any, **kwargs: Any) -> None:
     # robust: the rows are committed when the broker is asked; if it fails, the sweep finds them.
-    transaction.on_commit(partial(_enqueue, name, *args, countdown=countdown), robust=True)
+    transaction.on_commit(partial(_due, signal, **kwargs), robust=True)
 
 
 # --- recording -------------------------------------------------------------------------------------------------
@@ -99,7 +97,7 @@ def event_record(spec: EventSpec) -> Event | None:
     except DatabaseError:
         logger.exception("could not record the %s event %s", spec.kind, spec.key)
         return None
-    _enqueue_on_commit("event_dispatch", event.pk)
+    _due_on_commit(signals.dispatch_due, event_id=event.pk)
     return event
 
 
@@ -123,7 +121,7 @@ def _flush_schedule(throttle: Throttle, now: datetime, window: timedelta) -> Non
     """Give the key a new flush token (superseding any earlier flush task) and enqueue its flush."""
     throttle.flush_token = uuid.uuid4().hex
     due = (throttle.last_sent_at or now) + window
-    _enqueue_on_commit("throttle_flush", throttle.key, throttle.flush_token, countdown=_countdown(due, now))
+    _due_on_commit(signals.flush_due, key=throttle.key, token=throttle.flush_token, countdown=_countdown(due, now))
 
 
 def _deliveries_create(
@@ -144,7 +142,7 @@ def _deliveries_create(
         for channel in channels
     ]
     for delivery in deliveries:
-        _enqueue_on_commit("delivery_send", delivery.pk)
+        _due_on_commit(signals.send_due, delivery_id=delivery.pk)
     return deliveries
 
 
@@ -305,7 +303,7 @@ def notifications_sweep(*, now: datetime | None = None) -> dict[str, int]:
         .values_list("pk", flat=True)[:SWEEP_BATCH]
     )
     for event_id in events:
-        _enqueue("event_dispatch", event_id)
+        _due(signals.dispatch_due, event_id=event_id)
     deliveries = list(
         Delivery.objects.filter(status=Delivery.Status.PENDING, next_attempt_at__lt=now - SWEEP_DELIVERY_AFTER)
         .order_by("next_attempt_at")
@@ -314,7 +312,7 @@ def notifications_sweep(*, now: datetime | None = None) -> dict[str, int]:
     if deliveries:
         Delivery.objects.filter(pk__in=deliveries).update(next_attempt_at=now)
         for delivery_id in deliveries:
-            _enqueue("delivery_send", delivery_id)
+            _due(signals.send_due, delivery_id=delivery_id)
     window = _window()
     flushes = 0
     for key in Throttle.objects.filter(held_count__gt=0, last_sent_at__lt=now - window - SWEEP_FLUSH_AFTER).values_list(

@@ -12,8 +12,9 @@ from celery import Task, shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from celery.utils.time import get_exponential_backoff_interval
 from django.conf import settings
+from django.dispatch import receiver
 
-from notifications import checks, services, summary
+from notifications import checks, services, signals, summary
 
 _IDEMPOTENT: dict[str, Any] = {"acks_late": True, "reject_on_worker_lost": True}
 
@@ -84,3 +85,18 @@ def checks_run() -> dict[str, list[int]]:
 def daily_summary() -> int | None:
     event = summary.daily_summary_send()
     return event.pk if event is not None else None
+
+
+@receiver(signals.dispatch_due, dispatch_uid="notifications.tasks.dispatch_due")
+def _dispatch_due(*, event_id: int, **_: Any) -> None:
+    event_dispatch.apply_async(args=(event_id,))
+
+
+@receiver(signals.send_due, dispatch_uid="notifications.tasks.send_due")
+def _send_due(*, delivery_id: int, **_: Any) -> None:
+    delivery_send.apply_async(args=(delivery_id,))
+
+
+@receiver(signals.flush_due, dispatch_uid="notifications.tasks.flush_due")
+def _flush_due(*, key: str, token: str, countdown: float | None = None, **_: Any) -> None:
+    throttle_flush.apply_async(args=(key, token), countdown=countdown)

@@ -10,6 +10,7 @@ import pytest
 from django.conf import settings
 
 from arbitragex import embedded
+from tests.trading.lifecycle_support import Desk, make_desk
 
 _servers: embedded.Servers | None = None
 
@@ -35,3 +36,13 @@ def _clean_cache() -> Iterator[None]:
     cache.delete_pattern("*")
     yield
     cache.delete_pattern("*")
+
+
+@pytest.fixture
+def desk(db: None) -> Iterator[Desk]:
+    """Two paper venues trading BTCUSDT at a 0.1 % taker fee, an account on each holding 10,000 USDT
+    and 1 BTC, the desk's risk state, and books on both venues (``desk.books()`` puts them again)."""
+    desk = make_desk()
+    desk.books()
+    yield desk
+    desk.clear()

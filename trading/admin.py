@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import inspect
 import re
 import uuid
 from typing import Any
@@ -9,7 +8,6 @@ from asgiref.sync import async_to_sync
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
@@ -22,10 +20,10 @@ from arbitragex.admin_ledger import LedgerAdmin, ReadOnlyInline
 from arbitragex.admin_utils import LargeTableAdmin, ReadOnlyAdmin
 from arbitragex.errors import ApplicationError
 from arbitragex.money import fmt
-from arbitragex.services import audit_record
 from marketdata.admin import InstrumentSymbolFilter
 from trading import admin_display as figures
-from trading.enums import AccountMode
+from trading import selectors, services
+from trading.enums import AccountMode, ExecutionStatus
 from trading.models import (
     AccountBalance,
     ArbitrageOpportunity,
@@ -38,6 +36,7 @@ from trading.models import (
     PaperOrder,
     TradeExecution,
 )
+from trading.tasks import reconcile as reconcile_task
 from venues.registry import family_get
 
 # Venue API keys and secrets are printable ASCII: whitespace or a control character would end up in an
@@ -176,22 +175,11 @@ class TradeExecutionAdmin(FiguresAdminMixin, LedgerAdmin, LargeTableAdmin):
     list_select_related = ["buy_venue", "sell_venue"]
     readonly_fields = EXECUTION_READONLY
     inlines = [OrderInline]
-    actions = ["cancel_open_orders"]
+    actions = ["cancel_open_orders", "resolve_completed", "resolve_unwound", "resolve_failed"]
 
     @admin.action(description="Cancel the open orders of the selected executions", permissions=["change"])
     def cancel_open_orders(self, request: HttpRequest, queryset: QuerySet[TradeExecution]) -> HttpResponse | None:
-        """Through the lifecycle's ``trading.services.execution_cancel``, which audits each cancel."""
-        from trading import services  # the lifecycle's service, loaded at call time
-
-        execution_cancel = getattr(services, "execution_cancel", None)
-        if execution_cancel is None:
-            self.message_user(
-                request,
-                "Cancelling is not available in this build (trading.services.execution_cancel is missing): "
-                "nothing was cancelled.",
-                messages.ERROR,
-            )
-            return None
+        """Through ``trading.services.execution_cancel``, which audits each cancel."""
         if not is_confirmed(request):
             return action_confirmation(
                 self,
@@ -209,12 +197,11 @@ class TradeExecutionAdmin(FiguresAdminMixin, LedgerAdmin, LargeTableAdmin):
                     "Executions already finished are refused and reported below.",
                 ],
             )
-        options = {"reason": f"admin: cancelled by {request.user.get_username()}"}
-        accepted = {k: v for k, v in options.items() if k in inspect.signature(execution_cancel).parameters}
+        reason = f"admin: cancelled by {request.user.get_username()}"
         cancelled, refused = [], []
         for execution in queryset.order_by("started_at", "id"):
             try:
-                execution_cancel(execution_id=execution.pk, actor=request.user, **accepted)
+                services.execution_cancel(execution_id=str(execution.pk), actor=request.user, reason=reason)
             except ApplicationError as exc:
                 refused.append(f"{execution.symbol} {execution.pk}: {exc.message}")
             else:
@@ -224,6 +211,61 @@ class TradeExecutionAdmin(FiguresAdminMixin, LedgerAdmin, LargeTableAdmin):
         if refused:
             self.message_user(request, f"Not cancelled ({len(refused)}): {'; '.join(refused)}", messages.ERROR)
         return None
+
+    def _resolve(self, request: HttpRequest, queryset: QuerySet[TradeExecution], status: str) -> HttpResponse | None:
+        action = f"resolve_{status.lower()}"
+        if not is_confirmed(request):
+            return action_confirmation(
+                self,
+                request,
+                queryset,
+                action=action,
+                describe=lambda e: f"{e.symbol} {e.pk} ({e.status}: {e.error_message or 'no reason recorded'})",
+                title=f"Resolve as {status}",
+                question=f"Mark these executions {status}, with the figures recorded?",
+                confirm_label=f"Yes, resolve them as {status}",
+                consequences=[
+                    "Check the orders at the venues first: the execution's fills and profit are taken as recorded.",
+                    "Only executions needing attention with no order open at a venue are resolved; the others are "
+                    "refused and reported below.",
+                    "Each resolution is written to the audit log with your name.",
+                ],
+            )
+        note = f"admin: resolved by {request.user.get_username()}"
+        resolved, refused = [], []
+        for execution in queryset.order_by("started_at", "id"):
+            try:
+                services.execution_resolve(execution_id=str(execution.pk), status=status, actor=request.user, note=note)
+            except ApplicationError as exc:
+                refused.append(f"{execution.symbol} {execution.pk}: {exc.message}")
+            else:
+                resolved.append(f"{execution.symbol} {execution.pk}")
+        if resolved:
+            self.message_user(request, f"Resolved as {status}: {'; '.join(resolved)}.", messages.SUCCESS)
+        if refused:
+            self.message_user(request, f"Not resolved ({len(refused)}): {'; '.join(refused)}", messages.ERROR)
+        return None
+
+    @admin.action(description="Resolve as COMPLETED (needing attention, checked at the venues)", permissions=["change"])
+    def resolve_completed(self, request: HttpRequest, queryset: QuerySet[TradeExecution]) -> HttpResponse | None:
+        return self._resolve(request, queryset, ExecutionStatus.COMPLETED)
+
+    @admin.action(description="Resolve as UNWOUND (needing attention, checked at the venues)", permissions=["change"])
+    def resolve_unwound(self, request: HttpRequest, queryset: QuerySet[TradeExecution]) -> HttpResponse | None:
+        return self._resolve(request, queryset, ExecutionStatus.UNWOUND)
+
+    @admin.action(description="Resolve as FAILED (needing attention, checked at the venues)", permissions=["change"])
+    def resolve_failed(self, request: HttpRequest, queryset: QuerySet[TradeExecution]) -> HttpResponse | None:
+        return self._resolve(request, queryset, ExecutionStatus.FAILED)
+
+    def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None) -> Any:
+        """The execution page reads through the cache (``trading.selectors.execution_get``)."""
+        if from_field is not None:
+            return super().get_object(request, object_id, from_field)
+        try:
+            return selectors.execution_get(execution_id=object_id)
+        except ApplicationError:
+            return None
 
     @admin.display(description="fills")
     def fills_table(self, obj: TradeExecution) -> str | SafeString:
@@ -246,8 +288,8 @@ class OrderAdmin(FiguresAdminMixin, LedgerAdmin, LargeTableAdmin):
 
     @admin.action(description="Resync the selected orders from their venues", permissions=["change"])
     def resync_orders(self, request: HttpRequest, queryset: QuerySet[Order]) -> HttpResponse | None:
-        """Runs the order sync service (``trading.sync.orders_sync_open``) now, and audits each selected
-        order with its status before and after."""
+        """Runs the order sync service (``trading.sync.orders_sync_open``) now, which audits the run and
+        every order it changed; reports what became of the selected ones."""
         if not is_confirmed(request):
             return action_confirmation(
                 self,
@@ -265,31 +307,18 @@ class OrderAdmin(FiguresAdminMixin, LedgerAdmin, LargeTableAdmin):
                     "Orders not yet placed (PENDING) or already final are not asked about.",
                 ],
             )
-        from trading import sync  # the order sync service, loaded at call time
-
-        before = {order.pk: (order.client_order_id, order.status, order.filled_qty) for order in queryset}
+        before = {order.pk: (order.client_order_id, order.status) for order in queryset}
         try:
-            result = sync.orders_sync_open()
+            result = services.orders_sync_open(actor=request.user)
         except ApplicationError as exc:
             self.message_user(request, f"Order sync failed: {exc.message}", messages.ERROR)
             return None
-        after = {
-            pk: (status, filled)
-            for pk, status, filled in Order.objects.filter(pk__in=before).values_list("pk", "status", "filled_qty")
-        }
-        changed = []
-        with transaction.atomic():
-            for pk, (client_order_id, status, filled) in sorted(before.items()):
-                new_status, new_filled = after.get(pk, (status, filled))
-                audit_record(
-                    action="order.resync",
-                    target=client_order_id,
-                    actor=request.user,
-                    previous={"status": status, "filled_qty": fmt(filled)},
-                    new={"status": new_status, "filled_qty": fmt(new_filled)},
-                )
-                if new_status != status or new_filled != filled:
-                    changed.append(f"{client_order_id} {status} → {new_status}")
+        after = dict(Order.objects.filter(pk__in=before).values_list("pk", "status"))
+        changed = [
+            f"{client_order_id} {status} → {after[pk]}"
+            for pk, (client_order_id, status) in sorted(before.items())
+            if after.get(pk, status) != status
+        ]
         summary = (
             f"Order sync ran: {result.open_orders_calls} open-orders request(s), {result.order_queries} order "
             f"query(ies), {result.updated} order(s) updated."
@@ -351,7 +380,7 @@ class AccountBalanceAdmin(FiguresAdminMixin, LedgerAdmin):
     @admin.action(description="Resync the selected balances from their venues", permissions=["change"])
     def resync_balances(self, request: HttpRequest, queryset: QuerySet[AccountBalance]) -> HttpResponse | None:
         """Runs the balance sync service (``trading.balances.balances_sync``) for the accounts of the
-        selected rows, and audits each selected row with its figures before and after."""
+        selected rows; it audits each account with its figures before and after."""
         if not is_confirmed(request):
             return action_confirmation(
                 self,
@@ -370,28 +399,12 @@ class AccountBalanceAdmin(FiguresAdminMixin, LedgerAdmin):
                     "A paper account's balances are the simulated venue itself: they are only marked as synced.",
                 ],
             )
-        from trading import balances  # the balance sync service, loaded at call time
-
         rows = list(queryset.select_related("account").order_by("pk"))
-        account_ids = sorted({row.account_id for row in rows})
         try:
-            drifts = balances.balances_sync(account_ids=account_ids)
+            drifts = services.balances_sync(account_ids=sorted({row.account_id for row in rows}), actor=request.user)
         except ApplicationError as exc:
             self.message_user(request, f"Balance sync failed: {exc.message}", messages.ERROR)
             return None
-        fresh = AccountBalance.objects.in_bulk([row.pk for row in rows])
-        with transaction.atomic():
-            for row in rows:
-                now = fresh.get(row.pk, row)
-                synced = row.account_id in drifts
-                audit_record(
-                    action="balance.resync",
-                    target=f"{row.account.name}:{row.asset}",
-                    actor=request.user,
-                    previous={"free": fmt(row.free), "locked": fmt(row.locked)},
-                    new={"free": fmt(now.free), "locked": fmt(now.locked)} if synced else None,
-                    note="" if synced else "skipped: the venue did not answer (see the log)",
-                )
         skipped = sorted({row.account.name for row in rows if row.account_id not in drifts})
         found = sum(len(found) for found in drifts.values())
         self.message_user(
@@ -451,24 +464,14 @@ class PaperOrderAdmin(FiguresAdminMixin, LargeTableAdmin, ReadOnlyAdmin):
 
 
 def reconcile_run(model_admin: OrderAdmin, request: HttpRequest, *, mode: str) -> HttpResponse:
-    """Queue ``trading.tasks.reconcile`` for a worker, or call ``trading.reconcile.reconcile`` here; either
-    way one audit row says who started it and how."""
+    """Run ``trading.reconcile.reconcile`` here, or queue its task for a worker; the service audits the
+    run with who asked for it."""
     if mode == "now":
-        from trading.reconcile import reconcile  # the service, loaded at call time
-
         try:
-            result = reconcile()
+            result = services.reconcile(actor=request.user)
         except ApplicationError as exc:
             model_admin.message_user(request, f"Reconciliation failed: {exc.message}", messages.ERROR)
             return redirect("admin:trading_incident_changelist")
-        with transaction.atomic():
-            audit_record(
-                action="reconcile.run",
-                target="every enabled account",
-                actor=request.user,
-                new={"mode": "now", "accounts": result.accounts, "incidents": len(result.incidents),
-                     "adopted": len(result.adopted)},
-            )  # fmt: skip
         model_admin.message_user(
             request,
             f"Reconciliation ran over {result.accounts} account(s): {len(result.incidents)} new incident(s), "
@@ -476,23 +479,14 @@ def reconcile_run(model_admin: OrderAdmin, request: HttpRequest, *, mode: str) -
             messages.WARNING if result.incidents else messages.SUCCESS,
         )
         return redirect("admin:trading_incident_changelist")
-    from trading.tasks import reconcile as reconcile_task  # loaded at call time
-
     task_id = str(uuid.uuid4())
     try:
-        reconcile_task.apply_async(task_id=task_id)
-    except Exception as exc:  # the broker is down: say so instead of a 500
+        reconcile_task.apply_async(kwargs={"requested_by": request.user.get_username()}, task_id=task_id)
+    except Exception as exc:  # noqa: BLE001 (any broker failure: said to the operator instead of a 500)
         model_admin.message_user(
             request, f"Could not queue reconciliation: {type(exc).__name__}: {exc}", messages.ERROR
         )
         return redirect("admin:trading_incident_changelist")
-    with transaction.atomic():
-        audit_record(
-            action="reconcile.run",
-            target="every enabled account",
-            actor=request.user,
-            new={"mode": "queued", "task_id": task_id},
-        )
     model_admin.message_user(
         request, f"Reconciliation queued (task {task_id}): its incidents appear here when a worker has run it."
     )

@@ -11,6 +11,7 @@ class TradingConfig(AppConfig):
     def ready(self) -> None:
         from celery.signals import worker_process_shutdown, worker_shutdown
 
+        import trading.tasks  # noqa: F401  (connects the receivers that send the work the services announce)
         from arbitragex.metrics import scrape_collector_register
 
         scrape_collector_register(executions_by_status)

@@ -2,7 +2,7 @@
 
 ``reserved`` is what executions hold locally on top of what the venue knows: the quote asset of a buy
 leg and the base asset of a sell leg, from creation until the execution ends. Every change locks the
-rows it touches in primary-key order (``select_for_update(of=("self",))``), the same order the paper
+rows it touches in primary-key order (``trading.locks``, level 3), the same order the paper
 venue uses, so that two writers never wait on each other in opposite orders.
 
 Sync: for a live account the venue's ``free``/``locked`` replace the local ones. Before that, the
@@ -30,31 +30,29 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal, localcontext
+from typing import Any
 
-from django.core.cache import cache
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from arbitragex.money import MONEY_CONTEXT, ZERO, fmt, to_storage
-from arbitragex.services import config_values
+from arbitragex.services import audit_record, config_values
 from risk.breaker import TripReason
 from risk.models import GLOBAL_SCOPE, RiskState
 from risk.services import breaker_close, breaker_open
 from trading.enums import ORDER_OPEN_STATUSES, AccountMode, IncidentKind, OrderSide
-from trading.gateways import gateway_run
-from trading.gateways.paper import balance_cache_key
+from trading.gateways import GatewayFactory, gateway_run
+from trading.locks import account_balances_lock, balances_lock
 from trading.models import AccountBalance, ExchangeAccount, Fill, Incident, Order
 from trading.signals import incident_raised
 from venues.gateway import BalanceReport, Gateway, VenueError
 
 __all__ = [
     "BalanceDrift",
-    "GatewayFactory",
     "account_balances_sync",
     "balances_lock",
     "balances_release",
@@ -64,26 +62,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DRIFT_GUARD = timedelta(seconds=2)  # a venue read's duration, with margin (the clock offset is corrected)
-
-GatewayFactory = Callable[[ExchangeAccount], Gateway]
-
-
-def balance_cache_drop_on_commit(pairs: Iterable[tuple[int, str]]) -> None:
-    keys = sorted({balance_cache_key(account_id, asset) for account_id, asset in pairs})
-    if keys:
-        transaction.on_commit(lambda: cache.delete_many(keys))
-
-
-def balances_lock(pairs: Iterable[tuple[int, str]]) -> dict[tuple[int, str], AccountBalance]:
-    """Lock the existing balance rows of (account id, asset) pairs, in pk order. Call inside a transaction."""
-    wanted = set(pairs)
-    if not wanted:
-        return {}
-    condition = Q()
-    for account_id, asset in wanted:
-        condition |= Q(account_id=account_id, asset=asset)
-    rows = AccountBalance.objects.select_for_update(of=("self",)).filter(condition).order_by("pk")
-    return {(row.account_id, row.asset): row for row in rows}
 
 
 def balances_release(*, reservations: Iterable[tuple[int, str, Decimal]]) -> None:
@@ -100,7 +78,6 @@ def balances_release(*, reservations: Iterable[tuple[int, str, Decimal]]) -> Non
     for key, row in rows.items():
         row.reserved = to_storage(max(ZERO, row.reserved - amounts[key]))
         row.save(update_fields=["reserved", "updated_at"])
-    balance_cache_drop_on_commit(amounts)
 
 
 # --- sync ------------------------------------------------------------------------------------------------
@@ -157,24 +134,27 @@ def account_balances_sync(
     now: datetime | None = None,
     check_drift: bool = True,
     venue_offset_ms: int | None = None,
+    actor: Any = None,
 ) -> list[BalanceDrift]:
     """Write the venue's balances of one account; returns the drift found (live accounts only).
 
     ``now`` is when the venue read of ``reports`` started (default: now), and ``venue_offset_ms`` the
-    venue's clock minus ours as the gateway measured it (None: taken as 0).
+    venue's clock minus ours as the gateway measured it (None: taken as 0). The figures that changed
+    are audited in this transaction (every figure, changed or not, when an operator asked: ``actor``).
     """
     now = now or timezone.now()
     venue_now = now + timedelta(milliseconds=venue_offset_ms or 0)
     if account.mode == AccountMode.PAPER:
         # The rows are the paper venue: writing back what was read could undo a fill made in between.
         AccountBalance.objects.filter(account=account).update(synced_at=now)
+        if actor is not None:
+            audit_record(action="balance.sync", target=account.name, actor=actor, note="paper: marked as synced")
         return []
     by_asset = {report.asset: report for report in reports}
     AccountBalance.objects.bulk_create(
         [AccountBalance(account=account, asset=asset) for asset in sorted(by_asset)], ignore_conflicts=True
     )
-    rows = {row.asset: row for row in AccountBalance.objects.select_for_update(of=("self",))
-            .filter(account=account).order_by("pk")}  # fmt: skip
+    rows = account_balances_lock(account)
     drifts: list[BalanceDrift] = []
     synced_before = [row.synced_at for row in rows.values() if row.synced_at is not None]
     if synced_before and max(synced_before) > now:
@@ -191,14 +171,29 @@ def account_balances_sync(
             drifts = balance_drifts(rows=rows, reports=by_asset, deltas=deltas)
             _drift_record(account, drifts)
             _drift_resolve(account, clear=set(rows) - {drift.asset for drift in drifts}, now=now)
+    previous: dict[str, Any] = {}
+    new: dict[str, Any] = {}
     for asset, row in rows.items():
         report = by_asset.get(asset)
-        row.free = report.free if report is not None else ZERO
-        row.locked = report.locked if report is not None else ZERO
+        free = report.free if report is not None else ZERO
+        locked = report.locked if report is not None else ZERO
+        if actor is not None or (free, locked) != (row.free, row.locked):
+            previous[asset] = {"free": fmt(row.free), "locked": fmt(row.locked)}
+            new[asset] = {"free": fmt(free), "locked": fmt(locked)}
+        row.free, row.locked = free, locked
         row.synced_at = now
         row.synced_at_venue = venue_now
         row.save(update_fields=["free", "locked", "synced_at", "synced_at_venue", "updated_at"])
-    balance_cache_drop_on_commit((account.pk, asset) for asset in rows)
+    if new or actor is not None:
+        audit_record(
+            action="balance.sync",
+            target=account.name,
+            actor=actor,
+            actor_label="" if actor is not None else "balance sync",
+            previous=previous,
+            new=new,
+            note=f"{len(drifts)} drift incident(s)" if drifts else "",
+        )
     return drifts
 
 
@@ -234,9 +229,11 @@ def _drift_record(account: ExchangeAccount, drifts: list[BalanceDrift]) -> None:
 
 
 def balances_sync(
-    *, account_ids: Iterable[int] | None = None, gateway_factory: GatewayFactory | None = None
+    *, account_ids: Iterable[int] | None = None, gateway_factory: GatewayFactory | None = None, actor: Any = None
 ) -> dict[int, list[BalanceDrift]]:
-    """Fetch every enabled account's balances (or those of ``account_ids``) and write them."""
+    """Fetch every enabled account's balances (or those of ``account_ids``) and write them, each account
+    in a transaction of its own with its audit row (``actor``: the operator who asked, if one did). An
+    account whose venue does not answer is left out of the result, and audited as skipped."""
     accounts = ExchangeAccount.objects.filter(enabled=True).select_related("venue").order_by("pk")
     if account_ids is not None:
         accounts = accounts.filter(pk__in=list(account_ids))
@@ -250,9 +247,17 @@ def balances_sync(
             logger.warning("balance sync of %s skipped: %s", account, exc)
             if account.mode == AccountMode.LIVE:
                 judged_live.append(False)
+            if actor is not None:
+                with transaction.atomic():
+                    audit_record(
+                        action="balance.sync",
+                        target=account.name,
+                        actor=actor,
+                        note=f"skipped: the venue did not answer: {exc}",
+                    )
             continue
         result[account.pk] = account_balances_sync(
-            account=account, reports=reports, now=read_at, venue_offset_ms=offset_ms
+            account=account, reports=reports, now=read_at, venue_offset_ms=offset_ms, actor=actor
         )
         if account.mode == AccountMode.LIVE:
             judged_live.append(not result[account.pk])

@@ -17,8 +17,10 @@ from django.utils import timezone
 from arbitragex.errors import ApplicationError, ErrorCode
 from arbitragex.services import audit_record
 from trading.enums import EXECUTION_OPEN_STATUSES
-from trading.finalise import GatewayFactory, execution_settle
+from trading.finalise import execution_settle
+from trading.gateways import GatewayFactory
 from trading.leg_failure import orders_resolve_timed_out
+from trading.locks import execution_lock
 from trading.models import TradeExecution
 
 
@@ -27,7 +29,7 @@ def execution_cancel(
 ) -> TradeExecution:
     """Cancel the open orders of an unfinished execution and settle what filled. Audited."""
     with transaction.atomic():
-        execution = TradeExecution.objects.select_for_update(of=("self",)).filter(pk=execution_id).first()
+        execution = execution_lock(execution_id)
         if execution is None:
             raise ApplicationError(ErrorCode.DB_NOT_FOUND, f"execution {execution_id} not found")
         if execution.status not in EXECUTION_OPEN_STATUSES:

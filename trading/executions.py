@@ -36,10 +36,8 @@ from risk.checks import (
     run_pre_trade_checks,
 )
 from risk.selectors import risk_figures_get
-from trading import tasks
-from trading.balances import balance_cache_drop_on_commit, balances_lock
 from trading.client_ids import client_order_id, uuid7
-from trading.effects import execution_published_on_commit, task_on_commit
+from trading.effects import execution_published_on_commit, placement_due_on_commit
 from trading.enums import (
     ExecutionStatus,
     LegFailurePolicy,
@@ -50,6 +48,7 @@ from trading.enums import (
     OrderType,
     TimeInForce,
 )
+from trading.locks import balances_lock
 from trading.models import AccountBalance, ArbitrageOpportunity, ExchangeAccount, Order, TradeExecution
 from trading.pnl import expected_profit
 from trading.selectors import accounts_for_venues, executions_open_count
@@ -408,8 +407,7 @@ def _execution_insert(plan: _Plan, reads: _Reads) -> TradeExecution:
     # After commit, in this order: the dashboards' PENDING first (placement, eager in-process, would
     # publish EXECUTING), then placement, then the rest, which the orders need not wait for.
     execution_published_on_commit(execution, created=True)
-    task_on_commit(tasks.execution_place_orders, str(execution.pk))
-    balance_cache_drop_on_commit([quote_key, base_key])
+    placement_due_on_commit(str(execution.pk))
     return execution
 
 

@@ -23,8 +23,6 @@ account's is corrected by a balance sync, which finishing enqueues for the two a
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
-from collections.abc import Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal, localcontext
 from typing import Any
@@ -34,25 +32,27 @@ from django.utils import timezone
 
 from arbitragex.errors import ApplicationError, ErrorCode
 from arbitragex.money import MONEY_CONTEXT, ZERO, fmt, to_storage
-from arbitragex.services import config_values
-from marketdata.models import Instrument
+from arbitragex.services import audit_record, config_values
 from risk.services import risk_state_record_trade
-from trading import tasks
 from trading.balances import balances_release
-from trading.effects import execution_published_on_commit, task_on_commit
+from trading.effects import balances_sync_due_on_commit, execution_published_on_commit, placement_due_on_commit
 from trading.enums import (
     EXECUTION_OPEN_STATUSES,
-    EXECUTION_TRANSITIONS,
+    ORDER_OPEN_STATUSES,
     ORDER_TERMINAL_STATUSES,
     AccountMode,
     ExecutionStatus,
     IncidentKind,
     LegFailurePolicy,
-    OrderLeg,
-    OrderSide,
 )
+from trading.execution_state import (
+    execution_breakdown,
+    execution_transition,
+    fill_records,
+    fills_by_order,
+)
+from trading.gateways import GatewayFactory
 from trading.leg_failure import (
-    GatewayFactory,
     LegState,
     Step,
     StepKind,
@@ -63,12 +63,14 @@ from trading.leg_failure import (
     plan_step,
     residual_instrument,
 )
+from trading.locks import execution_lock
 from trading.models import ExchangeAccount, Fill, Incident, Order, TradeExecution
-from trading.pnl import FillRecord, ProfitBreakdown, profit_breakdown, residual_exposure_from_fills
+from trading.pnl import residual_exposure_from_fills
 from trading.rollup import execution_rollup_invalidate
+from trading.selectors import orders_by_execution
 from trading.signals import execution_finished, execution_needs_attention
 
-__all__ = ["execution_reopen_for_attention", "execution_settle"]
+__all__ = ["RESOLVED_STATUSES", "execution_resolve", "execution_settle"]
 
 logger = logging.getLogger(__name__)
 
@@ -91,17 +93,17 @@ def execution_settle(
     timeout = timedelta(seconds=values["leg_timeout_s"])
     orders_resolve_timed_out(execution_id=str(execution_id), now=now, timeout=timeout, gateway_factory=gateway_factory)
     with transaction.atomic():
-        execution = TradeExecution.objects.select_for_update(of=("self",)).filter(pk=execution_id).first()
+        execution = execution_lock(execution_id)
         if execution is None or execution.status not in EXECUTION_OPEN_STATUSES:
             return "nothing to do"
         return _settle_locked(execution, values, now, timeout)
 
 
 def _settle_locked(execution: TradeExecution, values: dict[str, Any], now: datetime, timeout: timedelta) -> str:
-    orders = list(Order.objects.filter(execution=execution).order_by("pk"))
+    orders = orders_by_execution(execution_id=execution.pk)
     if not orders or any(order.status not in ORDER_TERMINAL_STATUSES for order in orders):
         return "waiting for orders"
-    fills = _fills_by_order(orders)
+    fills = fills_by_order(orders)
     missing = [o for o in orders if sum((f.qty for f in fills[o.pk]), ZERO) != o.filled_qty]
     if missing:
         if max(o.updated_at for o in missing) + timeout > now:
@@ -148,23 +150,6 @@ def _spec(execution: TradeExecution, kind: StepKind, legs: LegState, values: dic
     )
 
 
-def _fills_by_order(orders: Sequence[Order]) -> dict[int, list[Fill]]:
-    grouped: dict[int, list[Fill]] = defaultdict(list)
-    for fill in Fill.objects.filter(order__in=orders).order_by("filled_at", "pk"):
-        grouped[fill.order_id].append(fill)
-    return grouped
-
-
-def _transition(execution: TradeExecution, status: ExecutionStatus) -> None:
-    if status != execution.status and status not in EXECUTION_TRANSITIONS[execution.status]:
-        raise ApplicationError(
-            ErrorCode.INVALID_STATE_TRANSITION,
-            f"execution {execution.pk} cannot go from {execution.status} to {status}",
-            {"from": execution.status, "to": status},
-        )
-    execution.status = status
-
-
 def _leg_failure_order(
     execution: TradeExecution, orders: list[Order], legs: LegState, step: Step, values: dict[str, Any]
 ) -> str:
@@ -173,56 +158,13 @@ def _leg_failure_order(
     order = leg_order_create(execution=execution, spec=spec)
     logger.info("execution %s: %s (%s), order %s", execution.pk, step.kind, step.reason, order.client_order_id)
     if step.kind == StepKind.UNWIND:
-        _transition(execution, ExecutionStatus.UNWINDING)
+        execution_transition(execution, ExecutionStatus.UNWINDING)
     execution.residual_qty = to_storage(legs.residual)
     execution.error_message = step.reason
     execution.save(update_fields=["status", "residual_qty", "error_message", "updated_at"])
     execution_published_on_commit(execution)
-    task_on_commit(tasks.execution_place_orders, str(execution.pk))
+    placement_due_on_commit(str(execution.pk))
     return f"{step.kind}: {order.client_order_id}"
-
-
-def _records(orders: Sequence[Order], fills: dict[int, list[Fill]]) -> dict[str, list[FillRecord]]:
-    groups: dict[str, list[FillRecord]] = {"buy": [], "sell": [], "unwind": []}
-    for order in orders:
-        group = "unwind" if order.leg == OrderLeg.UNWIND else "buy" if order.side == OrderSide.BUY else "sell"
-        groups[group].extend(
-            FillRecord(
-                side=OrderSide(order.side),
-                price=fill.price,
-                qty=fill.qty,
-                quote_qty=fill.quote_qty,
-                commission=fill.commission,
-                commission_asset=fill.commission_asset,
-                commission_rate_to_quote=fill.commission_rate_to_quote,
-            )
-            for fill in fills[order.pk]
-        )
-    return groups
-
-
-def _taker_fee(venue_id: int, symbol: str) -> Decimal:
-    fee = Instrument.objects.filter(venue_id=venue_id, symbol=symbol).values_list("taker_fee", flat=True).first()
-    return fee if fee is not None else ZERO
-
-
-def _breakdown(execution: TradeExecution, records: dict[str, list[FillRecord]]) -> ProfitBreakdown:
-    return profit_breakdown(
-        expected_profit=execution.expected_profit,
-        expected_buy_price=execution.buy_price,
-        expected_sell_price=execution.sell_price,
-        buy_fee_rate=_taker_fee(execution.buy_venue_id, execution.symbol),
-        sell_fee_rate=_taker_fee(execution.sell_venue_id, execution.symbol),
-        buy_fills=records["buy"],
-        sell_fills=records["sell"],
-        unwind_fills=records["unwind"],
-        base_asset=execution.base_asset,
-        quote_asset=execution.quote_asset,
-        detected_at=execution.detected_at,
-        submitted_at=execution.submitted_at,
-        acknowledged_at=execution.acknowledged_at,
-        filled_at=execution.filled_at,
-    )
 
 
 def _release_reservations(execution: TradeExecution) -> None:
@@ -242,7 +184,7 @@ def _resync_live_balances(execution: TradeExecution) -> None:
         ).values_list("pk", flat=True)
     )
     if live:
-        task_on_commit(tasks.balances_sync, live)
+        balances_sync_due_on_commit(live)
 
 
 def _finish(
@@ -252,14 +194,14 @@ def _finish(
     status: ExecutionStatus,
     now: datetime,
 ) -> str:
-    records = _records(orders, fills)
+    records = fill_records(orders, fills)
     try:
-        breakdown = _breakdown(execution, records)
+        breakdown = execution_breakdown(execution, records)
     except ApplicationError as exc:
         # A commission in a third asset with no rate recorded: the profit cannot be known.
         _park(execution, orders, fills, reason=exc.message, kind=None, now=now)
         return ExecutionStatus.NEEDS_ATTENTION
-    _transition(execution, status)
+    execution_transition(execution, status)
     with localcontext(MONEY_CONTEXT):
         residual = residual_exposure_from_fills([*records["buy"], *records["sell"], *records["unwind"]])
     execution.actual_profit = to_storage(breakdown.actual_profit)
@@ -296,34 +238,6 @@ def _finish(
     return status
 
 
-def execution_reopen_for_attention(execution: TradeExecution, *, reason: str, now: datetime) -> None:
-    """A final execution whose venue orders turned out to differ from ours (an adopted duplicate): its
-    figures are recomputed from every fill it has now, and it goes back to an operator. Call with the
-    execution locked; the reason is on the incident the caller raised."""
-    orders = list(Order.objects.filter(execution=execution).order_by("pk"))
-    fills = _fills_by_order(orders)
-    records = _records(orders, fills)
-    with localcontext(MONEY_CONTEXT):
-        residual = residual_exposure_from_fills([*records["buy"], *records["sell"], *records["unwind"]])
-    fields = ["status", "residual_qty", "error_message", "updated_at"]
-    try:
-        breakdown = _breakdown(execution, records)
-    except ApplicationError:
-        breakdown = None  # a commission with no rate: the profit stays unknown, the operator sees why
-    if breakdown is not None:
-        execution.actual_profit = to_storage(breakdown.actual_profit)
-        execution.fees_quote = to_storage(breakdown.actual_fees)
-        fields += ["actual_profit", "fees_quote"]
-    _transition(execution, ExecutionStatus.NEEDS_ATTENTION)
-    execution.residual_qty = to_storage(residual)
-    execution.error_message = reason[:1000]
-    execution.save(update_fields=fields)
-    execution_rollup_invalidate(started_at=execution.started_at)
-    logger.error("execution %s reopened for an operator: %s", execution.pk, reason)
-    execution_needs_attention.send(sender=TradeExecution, execution=execution, reason=reason)
-    execution_published_on_commit(execution)
-
-
 def _park(
     execution: TradeExecution,
     orders: list[Order],
@@ -335,10 +249,10 @@ def _park(
 ) -> None:
     """NEEDS_ATTENTION: an operator takes over. Reservations are released (every order is terminal).
     The exposure left is the one the fills make, whatever the orders' own figures say."""
-    records = _records(orders, fills)
+    records = fill_records(orders, fills)
     with localcontext(MONEY_CONTEXT):
         residual = residual_exposure_from_fills([*records["buy"], *records["sell"], *records["unwind"]])
-    _transition(execution, ExecutionStatus.NEEDS_ATTENTION)
+    execution_transition(execution, ExecutionStatus.NEEDS_ATTENTION)
     execution.residual_qty = to_storage(residual)
     execution.error_message = reason
     execution.completed_at = now
@@ -378,3 +292,51 @@ def _park(
     execution_needs_attention.send(sender=TradeExecution, execution=execution, reason=reason)
     _resync_live_balances(execution)
     execution_published_on_commit(execution)
+
+
+RESOLVED_STATUSES = (ExecutionStatus.COMPLETED, ExecutionStatus.UNWOUND, ExecutionStatus.FAILED)
+
+
+def execution_resolve(*, execution_id: str, status: str, actor: Any = None, note: str = "") -> TradeExecution:
+    """An operator's resolution of an execution parked as NEEDS_ATTENTION: it becomes final, with the
+    figures recorded (the operator checked them at the venues). Audited in the same transaction.
+
+    Refused for an execution that is not parked, or for a status that is not final; an execution
+    with orders still open at a venue is refused too (cancel them first), since its figures would move.
+    """
+    if status not in RESOLVED_STATUSES:
+        raise ApplicationError(
+            ErrorCode.INVALID_PARAMETER, f"status: must be one of {', '.join(RESOLVED_STATUSES)}", {"status": status}
+        )
+    with transaction.atomic():
+        execution = execution_lock(execution_id)
+        if execution is None:
+            raise ApplicationError(ErrorCode.DB_NOT_FOUND, f"execution {execution_id} not found")
+        if execution.status != ExecutionStatus.NEEDS_ATTENTION:
+            raise ApplicationError(
+                ErrorCode.INVALID_STATE_TRANSITION,
+                f"execution {execution.pk} is {execution.status}: only an execution needing attention is resolved",
+                {"from": execution.status, "to": status},
+            )
+        if Order.objects.filter(execution=execution, status__in=ORDER_OPEN_STATUSES).exists():
+            raise ApplicationError(
+                ErrorCode.INVALID_STATE_TRANSITION,
+                f"execution {execution.pk} has orders still open at a venue: cancel them first",
+                {"from": execution.status, "to": status},
+            )
+        previous = execution.status
+        execution_transition(execution, ExecutionStatus(status))
+        execution.completed_at = execution.completed_at or timezone.now()
+        execution.save(update_fields=["status", "completed_at", "updated_at"])
+        execution_rollup_invalidate(started_at=execution.started_at)
+        audit_record(
+            action="execution.resolve",
+            target=f"execution:{execution.pk}",
+            actor=actor,
+            previous={"status": previous},
+            new={"status": status, "actual_profit": fmt(execution.actual_profit)},
+            note=note,
+        )
+        execution_published_on_commit(execution)
+        execution_finished.send(sender=TradeExecution, execution=execution)
+    return execution

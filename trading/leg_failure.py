@@ -26,8 +26,7 @@ as the execution's residual and the execution ends normally.
 from __future__ import annotations
 
 import logging
-import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal, localcontext
@@ -51,10 +50,12 @@ from trading.enums import (
     OrderType,
     TimeInForce,
 )
-from trading.gateways import gateway_run
-from trading.models import ExchangeAccount, Order, TradeExecution
+from trading.gateways import GatewayFactory, gateway_run
+from trading.locks import execution_lock
+from trading.models import Order, TradeExecution
 from trading.orders import order_apply_update, order_mark
 from trading.placement import execution_lease, send_window_closed
+from trading.selectors import orders_by_execution
 from trading.state_machine import UpdateSource
 from venues.gateway import FinalVenueError, Gateway, OrderReport, VenueError
 
@@ -71,7 +72,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-GatewayFactory = Callable[[ExchangeAccount], Gateway]
 
 UNWIND_MAX_ATTEMPTS = 3
 
@@ -265,9 +265,7 @@ def orders_resolve_timed_out(
     """End the execution's orders that outlived the leg timeout; returns how many were dealt with."""
     orders = [
         order
-        for order in Order.objects.filter(execution_id=uuid.UUID(str(execution_id)))
-        .select_related("account__venue")
-        .order_by("pk")
+        for order in orders_by_execution(execution_id=execution_id, related=["account__venue"])
         if _due(order, now, timeout)
     ]
     if not orders:
@@ -278,7 +276,7 @@ def orders_resolve_timed_out(
             # Never sent. The placement claim takes the execution lock too, so under that lock the
             # order is either still unclaimed (and will never be sent once expired) or claimed.
             with transaction.atomic():
-                TradeExecution.objects.select_for_update(of=("self",)).filter(pk=execution_id).first()
+                execution_lock(execution_id)
                 locked = Order.objects.get(pk=order.pk)
                 if locked.status == OrderStatus.PENDING and locked.place_attempts == 0:
                     order_mark(order_id=order.pk, status=OrderStatus.EXPIRED, message="not sent within the leg timeout")

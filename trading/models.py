@@ -139,7 +139,7 @@ class TradeExecution(models.Model):
     class Meta:
         ordering = ["-started_at"]
         indexes = [
-            # Covers the statistics aggregate (trading.selectors.execution_statistics_report): a range
+            # Covers the statistics aggregate (trading.statistics.execution_statistics_report): a range
             # of started_at is then read from the index alone, without visiting a row per execution.
             models.Index(
                 fields=["-started_at"],
@@ -280,7 +280,7 @@ class AccountBalance(models.Model):
         return f"{self.account_id}:{self.asset}"
 
     @property
-    def available(self):  # type: ignore[no-untyped-def]
+    def available(self):
         return self.free - self.reserved
 
 
@@ -391,7 +391,7 @@ class ExecutionDayRollup(models.Model):
     """The statistics figures of one UTC day and symbol, over its executions in a final status.
 
     Written by ``trading.rollup.execution_rollups_refresh`` for days that ended a while ago, and read
-    by ``trading.selectors.execution_statistics_report`` in place of those executions. Executions not
+    by ``trading.statistics.execution_statistics_report`` in place of those executions. Executions not
     yet final (open, or NEEDS_ATTENTION) are never in a row: the report reads them live. A day has
     rows for all its symbols or none; it loses them all when one of its executions becomes final.
     """

@@ -2,27 +2,25 @@
 
 The stream calls ``opportunity_handle`` on a worker thread for each opportunity that survives the
 debounce. The row is written first (status DETECTED), in its own transaction, so an opportunity is
-recorded whatever happens next. With ``auto_execute`` on, the execution hook
-``trading.services.execution_create_from_opportunity(opportunity=...)`` runs when this build has it:
+recorded whatever happens next. With ``auto_execute`` on,
+``trading.executions.execution_create_from_opportunity(opportunity=...)`` runs:
 
 - it returns: the row becomes TAKEN;
 - it raises ``ApplicationError`` (risk refused, balance short, breaker open...): the row becomes
   REJECTED with the error's code and message;
 - any other exception: REJECTED as an internal error, and the exception is logged.
 
-Without the hook, or with ``auto_execute`` off, the row stays DETECTED.
+With ``auto_execute`` off, the row stays DETECTED.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from typing import Any
 
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
-from django.utils.module_loading import import_string
 
 from arbitragex import metrics
 from arbitragex.errors import ApplicationError, ErrorCode
@@ -32,14 +30,13 @@ from marketdata.klines import ms_to_datetime
 from marketdata.models import Venue
 from marketdata.stream.handoff import HandlerResult
 from marketdata.types import DetectedOpportunity
+from trading import executions
 from trading.enums import OpportunityStatus
 from trading.models import ArbitrageOpportunity
 
-__all__ = ["EXECUTION_HOOK", "opportunity_handle", "opportunity_record", "venue_ids_cache_clear"]
+__all__ = ["opportunity_handle", "opportunity_record", "venue_ids_cache_clear"]
 
 logger = logging.getLogger(__name__)
-
-EXECUTION_HOOK = "trading.services.execution_create_from_opportunity"
 
 _REASON_MAX = ArbitrageOpportunity._meta.get_field("reject_reason").max_length or 300
 _VENUE_IDS_TTL_S = 60.0
@@ -95,15 +92,8 @@ def opportunity_record(*, detected: DetectedOpportunity) -> ArbitrageOpportunity
     )
 
 
-def _execution_hook() -> Callable[..., Any] | None:
-    try:
-        return import_string(EXECUTION_HOOK)  # type: ignore[no-any-return]
-    except ImportError:
-        return None
-
-
 def _mark(opportunity: ArbitrageOpportunity, status: str, code: int | None = None, reason: str = "") -> None:
-    # Only a row still DETECTED moves: the execution hook may already have settled it itself.
+    # Only a row still DETECTED moves: the execution may already have settled it in its transaction.
     ArbitrageOpportunity.objects.filter(pk=opportunity.pk, status=OpportunityStatus.DETECTED).update(
         status=status, reject_code=code, reject_reason=reason[:_REASON_MAX]
     )
@@ -116,22 +106,19 @@ def opportunity_handle(detected: DetectedOpportunity) -> HandlerResult:
     metrics.opportunities_detected.labels(symbol=detected.symbol).inc()
     if not config_values()["auto_execute"]:
         return HandlerResult(opportunity.pk, OpportunityStatus.DETECTED)
-    hook = _execution_hook()
-    if hook is None:
-        return HandlerResult(opportunity.pk, OpportunityStatus.DETECTED)
     try:
-        execution = hook(opportunity=opportunity)
+        execution = executions.execution_create_from_opportunity(opportunity=opportunity)
     except ApplicationError as exc:
         metrics.opportunities_rejected.labels(reason=exc.code.name).inc()
         _mark(opportunity, OpportunityStatus.REJECTED, int(exc.code), exc.message)
         return HandlerResult(opportunity.pk, OpportunityStatus.REJECTED, int(exc.code), exc.message[:_REASON_MAX])
     except Exception as exc:
-        logger.exception("execution hook failed for opportunity %s", opportunity.pk)
+        logger.exception("execution of opportunity %s failed", opportunity.pk)
         reason = f"internal error: {type(exc).__name__}"
         metrics.opportunities_rejected.labels(reason=ErrorCode.INTERNAL_ERROR.name).inc()
         _mark(opportunity, OpportunityStatus.REJECTED, int(ErrorCode.INTERNAL_ERROR), reason)
         return HandlerResult(opportunity.pk, OpportunityStatus.REJECTED, int(ErrorCode.INTERNAL_ERROR), reason)
-    if opportunity.status != OpportunityStatus.TAKEN:  # the execution hook marked it in its transaction
+    if opportunity.status != OpportunityStatus.TAKEN:  # the execution marked it in its transaction
         _mark(opportunity, OpportunityStatus.TAKEN)
     execution_id = getattr(execution, "pk", None)
     return HandlerResult(

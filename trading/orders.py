@@ -22,21 +22,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, localcontext
-from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
-from arbitragex.errors import ApplicationError, ErrorCode, NotFoundError
+from arbitragex.errors import ApplicationError, ErrorCode
 from arbitragex.money import MONEY_CONTEXT, ONE, ZERO, fmt, to_decimal, to_storage
 from arbitragex.services import audit_record
 from marketdata import cache as quote_cache
 from marketdata.klines import ms_to_datetime
 from marketdata.models import Venue
-from trading import tasks
-from trading.effects import order_published_on_commit, task_on_commit
+from trading.effects import execution_cache_drop_on_commit, order_published_on_commit, settlement_due_on_commit
 from trading.enums import (
     EXECUTION_OPEN_STATUSES,
     ORDER_TERMINAL_STATUSES,
@@ -44,9 +41,11 @@ from trading.enums import (
     OrderLeg,
     OrderStatus,
 )
+from trading.execution_state import execution_reopen_for_attention
+from trading.locks import order_lock, orders_lock
 from trading.models import Fill, Incident, Order, TradeExecution
 from trading.pnl import FillRecord, fee_in_quote
-from trading.selectors import execution_cache_key
+from trading.selectors import orders_by_execution
 from trading.signals import incident_raised
 from trading.state_machine import (
     OrderSnapshot,
@@ -316,7 +315,7 @@ def execution_after_orders_changed(execution: TradeExecution) -> None:
 
     Call with the execution row locked, after the orders were written.
     """
-    orders = list(Order.objects.filter(execution=execution).order_by("pk"))
+    orders = orders_by_execution(execution_id=execution.pk)
     main = [order for order in orders if order.leg in MAIN_LEGS]
     fields = []
     acknowledged = [order.acknowledged_at for order in main if order.acknowledged_at is not None]
@@ -329,21 +328,9 @@ def execution_after_orders_changed(execution: TradeExecution) -> None:
         fields.append("filled_at")
     if fields:
         execution.save(update_fields=[*fields, "updated_at"])
-    key = execution_cache_key(execution.pk)
-    transaction.on_commit(lambda: cache.delete(key))
+    execution_cache_drop_on_commit(execution.pk)
     if execution.status in EXECUTION_OPEN_STATUSES and all(o.status in ORDER_TERMINAL_STATUSES for o in orders):
-        task_on_commit(tasks.execution_settle, str(execution.pk))
-
-
-def _locked_order(order_id: int | None, client_order_id: str | None, account_id: int | None = None) -> Order:
-    lookup: dict[str, Any] = {"pk": order_id} if order_id is not None else {"client_order_id": client_order_id}
-    if account_id is not None:
-        lookup["account_id"] = account_id
-    ref = Order.objects.filter(**lookup).values_list("pk", "execution_id").first()
-    if ref is None:
-        raise NotFoundError(f"order {order_id or client_order_id} not found", {"order": order_id or client_order_id})
-    TradeExecution.objects.select_for_update(of=("self",)).filter(pk=ref[1]).first()
-    return Order.objects.select_for_update(of=("self",)).select_related("execution", "venue").get(pk=ref[0])
+        settlement_due_on_commit(str(execution.pk))
 
 
 def order_apply_update(
@@ -382,7 +369,7 @@ def order_apply_update(
     else:
         venue_update, exchange_order_id = update, ""
     with transaction.atomic():
-        order = _locked_order(order_id, client_order_id, account_id)
+        order = order_lock(order_id=order_id, client_order_id=client_order_id, account_id=account_id)
         return _apply_locked(
             order, venue_update, now=now or timezone.now(), exchange_order_id=exchange_order_id, error=error
         )
@@ -399,7 +386,7 @@ def order_mark(
     """Move an order to UNKNOWN, REJECTED or EXPIRED on our side (an ambiguous or refused placement, an
     order the venue never received), through the state machine like any venue update."""
     with transaction.atomic():
-        order = _locked_order(order_id, None)
+        order = order_lock(order_id=order_id)
         update = _status_update(order, status, UpdateSource.PLACE)
         return _apply_locked(order, update, now=now or timezone.now(), error=error, message=message)
 
@@ -445,11 +432,15 @@ def order_adopt(
     """
     adopted = None
     if exchange_order_id:
-        adopted = (
-            Order.objects.select_for_update(of=("self",))
-            .select_related("execution", "venue")
-            .filter(adopted_from=original, exchange_order_id=exchange_order_id)
-            .first()
+        adopted = next(
+            iter(
+                orders_lock(
+                    Order.objects.select_related("execution", "venue").filter(
+                        adopted_from=original, exchange_order_id=exchange_order_id
+                    )
+                )
+            ),
+            None,
         )
     created = adopted is None
     if adopted is None:
@@ -492,8 +483,6 @@ def order_adopt(
 
 def execution_after_adoption(execution: TradeExecution, *, reason: str, now: datetime) -> None:
     """An adopted order changes an execution's exposure: a final one returns to an operator."""
-    from trading.finalise import execution_reopen_for_attention
-
     if execution.status not in EXECUTION_OPEN_STATUSES:
         execution_reopen_for_attention(execution, reason=reason, now=now)
 

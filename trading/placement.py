@@ -35,7 +35,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -55,10 +55,10 @@ from arbitragex.background import background_run
 from arbitragex.errors import ErrorCode
 from arbitragex.faultpoints import fault_point
 from arbitragex.services import config_values
-from trading import tasks
-from trading.effects import EXECUTION_PAYLOAD_FIELDS, execution_published_on_commit, task_on_commit
+from trading.effects import EXECUTION_PAYLOAD_FIELDS, execution_published_on_commit, settlement_due_on_commit
 from trading.enums import ExecutionStatus, OrderStatus, OrderType, TimeInForce
-from trading.gateways import gateway_for, gateway_shared
+from trading.gateways import GatewayFactory, gateway_for, gateway_shared
+from trading.locks import orders_lock
 from trading.models import ExchangeAccount, Order, TradeExecution
 from trading.orders import order_apply_update, order_mark
 from trading.state_machine import UpdateSource
@@ -82,7 +82,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-GatewayFactory = Callable[[ExchangeAccount], Gateway]
 
 PLACEABLE_EXECUTION_STATUSES = frozenset(
     {ExecutionStatus.PENDING, ExecutionStatus.EXECUTING, ExecutionStatus.UNWINDING}
@@ -151,7 +150,7 @@ def execution_lease(execution_id: str) -> Iterator[LeaseLost | None]:
         renewer.join()
         try:
             lock.release()
-        except Exception:  # expired meanwhile: nothing left to release
+        except Exception:  # noqa: BLE001 (expired meanwhile: nothing left to release)
             logger.warning("placement lease of %s had expired before release", execution_id)
 
 
@@ -165,7 +164,7 @@ def _lease_renew(lock: Any, execution_id: str, stop: threading.Event, lost: thre
             logger.warning("placement lease of %s lost: %s; this run sends nothing more", execution_id, exc)
             lost.set()
             return
-        except Exception as exc:  # Redis unreachable: the lease still has the rest of its time to live
+        except Exception as exc:  # noqa: BLE001 (Redis unreachable: the lease still has the rest of its time to live)
             logger.warning("placement lease of %s not renewed: %s: %s", execution_id, type(exc).__name__, exc)
 
 
@@ -248,7 +247,7 @@ def _settle_schedule(execution_id: str) -> None:
     claims them again and schedules it then. A settlement of a finished execution does nothing.
     """
     timeout_s = config_values()["leg_timeout_s"]
-    task_on_commit(tasks.execution_settle, execution_id, countdown=timeout_s + 1)
+    settlement_due_on_commit(execution_id, countdown=timeout_s + 1)
 
 
 def _request(order: Order, *, claimed_at: datetime, window_ms: int) -> OrderRequest:
@@ -305,12 +304,10 @@ def _claim(execution_id: str) -> tuple[list[_Claim], bool]:
             return [], False
         # Only the columns used (Django's cost per query grows with its columns), and the whole
         # account and venue, which the gateway is made from.
-        orders = list(
-            Order.objects.select_for_update(of=("self",))
-            .filter(execution__pk=execution_id, status__in=[OrderStatus.PENDING, OrderStatus.UNKNOWN])
+        orders = orders_lock(
+            Order.objects.filter(execution__pk=execution_id, status__in=[OrderStatus.PENDING, OrderStatus.UNKNOWN])
             .select_related("venue", "account__venue")
             .only(*_CLAIM_ORDER_FIELDS)
-            .order_by("pk")
         )
         if not orders:
             transaction.set_rollback(True)
@@ -361,7 +358,7 @@ def claims_still_held(claims: list[_Claim]) -> set[int]:
     return {pk for pk, attempts, status in rows if attempts == tokens[pk] and status == OrderStatus.PENDING}
 
 
-async def _send(gateway: Gateway, claim: _Claim, lease: LeaseLost, fenced: bool) -> _Outcome:
+async def _send(gateway: Gateway, claim: _Claim, lease: LeaseLost, fenced: bool) -> _Outcome:  # noqa: C901 (each branch is one answer a venue can give to a send; read as a table)
     """``fenced``: the claim was proven still held just before; else it is proven here, after the lookup."""
     request = claim.request
     if claim.look_up_first:

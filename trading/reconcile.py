@@ -24,7 +24,6 @@ The resolution says what made it go. A duplicate at the venue stays for an opera
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -34,6 +33,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from arbitragex.money import fmt
+from arbitragex.services import audit_record
 from marketdata.models import Instrument
 from trading.balances import BalanceDrift, account_balances_sync
 from trading.client_ids import parse_client_order_id
@@ -45,7 +45,8 @@ from trading.enums import (
     OrderType,
     TimeInForce,
 )
-from trading.gateways import gateway_run
+from trading.gateways import GatewayFactory, gateway_run
+from trading.locks import incidents_lock
 from trading.models import ExchangeAccount, Incident, Order, TradeExecution
 from trading.orders import order_apply_update
 from trading.signals import incident_raised
@@ -56,8 +57,6 @@ from venues.gateway import BalanceReport, Gateway, OrderReport, VenueError
 __all__ = ["ReconcileResult", "incidents_resolve", "reconcile"]
 
 logger = logging.getLogger(__name__)
-
-GatewayFactory = Callable[[ExchangeAccount], Gateway]
 
 
 @dataclass
@@ -78,7 +77,16 @@ class _VenueView:
     offset_ms: int | None = None
 
 
-def reconcile(*, gateway_factory: GatewayFactory | None = None, now: datetime | None = None) -> ReconcileResult:
+def reconcile(
+    *,
+    gateway_factory: GatewayFactory | None = None,
+    now: datetime | None = None,
+    actor: Any = None,
+    actor_label: str = "",
+) -> ReconcileResult:
+    """Compare every enabled account's orders and balances with its venue. Each account is written in a
+    transaction of its own; the run is audited at the end (always when an operator asked for it:
+    ``actor``, or ``actor_label`` for one who queued it; else when it found something)."""
     now = now or timezone.now()
     result = ReconcileResult()
     for account in ExchangeAccount.objects.filter(enabled=True).select_related("venue").order_by("pk"):
@@ -102,6 +110,20 @@ def reconcile(*, gateway_factory: GatewayFactory | None = None, now: datetime | 
                 account=account, reports=view.balances, now=view.balances_read_at or now, venue_offset_ms=view.offset_ms
             )
     result.resolved = incidents_resolve(now=timezone.now())
+    if actor is not None or actor_label or result.incidents or result.adopted:
+        with transaction.atomic():
+            audit_record(
+                action="reconcile.run",
+                target="every enabled account",
+                actor=actor,
+                actor_label=actor_label or ("" if actor is not None else "reconciliation"),
+                new={
+                    "accounts": result.accounts,
+                    "incidents": len(result.incidents),
+                    "adopted": len(result.adopted),
+                    "resolved": len(result.resolved),
+                },
+            )
     return result
 
 
@@ -116,12 +138,10 @@ _ORDER_INCIDENTS = (
 def incidents_resolve(*, now: datetime) -> list[int]:
     """Resolve the open incidents whose cause is gone; returns their ids."""
     resolved: list[int] = []
-    for incident in (
-        Incident.objects.select_for_update(of=("self",))
-        .filter(resolved_at__isnull=True)
+    for incident in incidents_lock(
+        Incident.objects.filter(resolved_at__isnull=True)
         .exclude(kind__in=[IncidentKind.BALANCE_DRIFT, IncidentKind.DUPLICATE_AT_VENUE])
         .select_related("order", "execution")
-        .order_by("pk")
     ):
         resolution = _cause_gone(incident)
         if resolution is not None:

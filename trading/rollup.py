@@ -26,12 +26,13 @@ from functools import reduce
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Min, Q
+from django.db.models import Count, Min, Q, Sum
 from django.db.models.functions import TruncDay
 from django.utils import timezone
 
 from arbitragex.services import config_values
 from trading.enums import EXECUTION_FINAL_STATUSES, ExecutionStatus
+from trading.locks import executions_lock
 from trading.models import ExecutionDayRollup, TradeExecution
 
 ROLLUP_BATCH_DAYS = 31
@@ -96,14 +97,8 @@ def execution_rollups_refresh(*, now: datetime | None = None, rebuild: bool = Fa
 @transaction.atomic
 def _roll_up(days: list[date], now: datetime) -> int:
     """One batch of days, in one transaction: lock, drop, one grouped query, one bulk insert."""
-    from trading.selectors import execution_figure_aggregates
-
     within = started_within(day_spans(days))
-    list(
-        TradeExecution.objects.select_for_update()
-        .filter(within, status__in=EXECUTION_NOT_FINAL_STATUSES)
-        .values_list("pk", flat=True)
-    )
+    executions_lock(TradeExecution.objects.filter(within, status__in=EXECUTION_NOT_FINAL_STATUSES))
     ExecutionDayRollup.objects.filter(day__in=days).delete()
     grouped: Any = (
         TradeExecution.objects.filter(within, status__in=EXECUTION_FINAL_STATUSES)
@@ -143,3 +138,17 @@ def execution_rollup_invalidate(*, started_at: datetime) -> int:
         return 0  # the day has not ended, so it cannot have been rolled up
     deleted, _ = ExecutionDayRollup.objects.filter(day=day).delete()
     return deleted
+
+
+def execution_figure_aggregates() -> dict[str, Any]:
+    """The figures of a set of executions as SQL aggregates (``trading.statistics`` reads a row of them)."""
+    return {
+        "total": Count("id"),
+        "completed": Count("id", filter=Q(status=ExecutionStatus.COMPLETED)),
+        "failed": Count("id", filter=Q(status=ExecutionStatus.FAILED)),
+        "settled": Count("id", filter=Q(actual_profit__isnull=False)),
+        "wins": Count("id", filter=Q(actual_profit__gt=0)),
+        "expected": Sum("expected_profit"),
+        "actual": Sum("actual_profit"),
+        "fees": Sum("fees_quote"),
+    }

@@ -26,3 +26,13 @@ incident_raised = Signal()
 # reason (str), until (aware datetime, or None until an operator resumes it), figures (dict of str -> str:
 # e.g. {"leg_failure_rate": "0.25", "legging_loss": "41.2", "budget": "40"}).
 pair_paused = Signal()
+
+# Work that is due once the change commits, sent after commit by ``trading.effects`` and turned into a
+# Celery task by ``trading.tasks``, which connects to them. The services name the work; the tasks module,
+# above them, decides how it runs. (A direct reference from a service to its task would be an import
+# cycle: each task calls a service.)
+# kwargs: execution_id (str), countdown (float or None: seconds before it runs).
+placement_due = Signal()
+settlement_due = Signal()
+# kwargs: account_ids (list of int).
+balances_sync_due = Signal()

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from asgiref.sync import async_to_sync
 from django.conf import settings
@@ -24,11 +24,10 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from arbitragex.money import to_storage
-from arbitragex.services import config_values
+from arbitragex.money import fmt, to_storage
+from arbitragex.services import audit_record, config_values
 from marketdata.models import Instrument
-from trading import tasks
-from trading.effects import order_published_on_commit, task_on_commit
+from trading.effects import order_published_on_commit, placement_due_on_commit, settlement_due_on_commit
 from trading.enums import (
     EXECUTION_OPEN_STATUSES,
     ORDER_OPEN_STATUSES,
@@ -36,7 +35,8 @@ from trading.enums import (
     OpportunityStatus,
     OrderStatus,
 )
-from trading.gateways import gateway_for, gateway_run
+from trading.gateways import GatewayFactory, gateway_for, gateway_run
+from trading.locks import instruments_lock, orders_claim_for_sync
 from trading.models import ArbitrageOpportunity, ExchangeAccount, Fill, Order, TradeExecution
 from trading.orders import (
     ORDER_WRITTEN_FIELDS,
@@ -53,7 +53,6 @@ __all__ = ["OrdersSyncResult", "instruments_sync", "opportunities_expire", "orde
 
 logger = logging.getLogger(__name__)
 
-GatewayFactory = Callable[[ExchangeAccount], Gateway]
 
 BULK_UPDATE_BATCH = 200
 
@@ -79,7 +78,12 @@ class _Local:
     status: str
 
 
-def orders_sync_open(*, gateway_factory: GatewayFactory | None = None, now: datetime | None = None) -> OrdersSyncResult:
+def orders_sync_open(
+    *, gateway_factory: GatewayFactory | None = None, now: datetime | None = None, actor: Any = None
+) -> OrdersSyncResult:
+    """Ask the venues about every open order and apply what they say. Each order the poll changed is
+    audited in the transaction that changes it; a run an operator asked for (``actor``) is audited
+    too, with its figures."""
     now = now or timezone.now()
     result = OrdersSyncResult()
     groups: dict[tuple[int, str], list[_Local]] = defaultdict(list)
@@ -97,9 +101,12 @@ def orders_sync_open(*, gateway_factory: GatewayFactory | None = None, now: date
             account_groups = {symbol: orders for (acct, symbol), orders in groups.items() if acct == account_id}
             reports.update(_fetch(accounts[account_id], account_groups, result, gateway_factory))
     if reports:
-        _apply_bulk(reports, now, result)
+        _apply_bulk(reports, now, result, actor)
     result.settlements = _sweep_timeouts(now)
     result.placements = _sweep_placements(now)
+    if actor is not None:
+        with transaction.atomic():
+            audit_record(action="orders.sync", target="every open order", actor=actor, new=asdict(result))
     return result
 
 
@@ -132,14 +139,9 @@ def _fetch(
     return gateway_run(account, fetch, factory=factory)
 
 
-def _apply_bulk(reports: dict[int, OrderReport], now: datetime, result: OrdersSyncResult) -> None:
+def _apply_bulk(reports: dict[int, OrderReport], now: datetime, result: OrdersSyncResult, actor: Any = None) -> None:
     with transaction.atomic():
-        orders = list(
-            Order.objects.select_related("execution", "venue")
-            .select_for_update(skip_locked=True, of=("self", "execution"))
-            .filter(pk__in=list(reports), status__in=ORDER_OPEN_STATUSES)
-            .order_by("pk")
-        )
+        orders = orders_claim_for_sync(Order.objects.filter(pk__in=list(reports), status__in=ORDER_OPEN_STATUSES))
         result.skipped_locked = len(reports) - len(orders)
         trade_ids: dict[int, set[str]] = defaultdict(set)
         for order_id, trade_id in Fill.objects.filter(order__in=orders).values_list("order_id", "trade_id"):
@@ -148,7 +150,7 @@ def _apply_bulk(reports: dict[int, OrderReport], now: datetime, result: OrdersSy
         new_fills: list[Fill] = []
         touched: dict[str, TradeExecution] = {}
         for order in orders:
-            previous = order.status
+            previous, previous_filled = order.status, order.filled_qty
             report = reports[order.pk]
             update = update_from_report(report, UpdateSource.POLL)
             reason = foreign_reason(order, update, report.exchange_order_id)
@@ -161,6 +163,15 @@ def _apply_bulk(reports: dict[int, OrderReport], now: datetime, result: OrdersSy
             )
             if not applied.changed:
                 continue
+            if (order.status, order.filled_qty) != (previous, previous_filled):
+                audit_record(
+                    action="order.sync",
+                    target=order.client_order_id,
+                    actor=actor,
+                    actor_label="" if actor is not None else "order sync",
+                    previous={"status": previous, "filled_qty": fmt(previous_filled)},
+                    new={"status": order.status, "filled_qty": fmt(order.filled_qty)},
+                )
             changed.append(order)
             new_fills.extend(applied.fills)
             if order.status != previous:
@@ -193,7 +204,7 @@ def _sweep_timeouts(now: datetime) -> list[str]:
     )
     ids = sorted({str(execution_id) for execution_id in overdue})
     for execution_id in ids:
-        task_on_commit(tasks.execution_settle, execution_id)
+        settlement_due_on_commit(execution_id)
     return ids
 
 
@@ -223,7 +234,7 @@ def _sweep_placements(now: datetime) -> list[str]:
         logger.warning(
             "execution %s has an order left to send and no placement at work: placing it again", execution_id
         )
-        task_on_commit(tasks.execution_place_orders, execution_id)
+        placement_due_on_commit(execution_id)
     return ids
 
 
@@ -258,7 +269,7 @@ def instruments_sync(*, gateway_factory: GatewayFactory | None = None) -> int:
 
 @transaction.atomic
 def _instruments_write(venue_id: int, taker_default: object, maker_default: object, rules: list[SymbolRules]) -> int:
-    existing = {i.symbol: i for i in Instrument.objects.select_for_update().filter(venue_id=venue_id)}
+    existing = instruments_lock(venue_id)
     for rule in rules:
         instrument = existing.get(rule.symbol) or Instrument(venue_id=venue_id, symbol=rule.symbol)
         instrument.base_asset = rule.base_asset

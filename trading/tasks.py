@@ -4,8 +4,9 @@ Every task here is idempotent, so each acknowledges late and is redelivered when
 mid-run (``reject_on_worker_lost``): placement never sends an order twice (see
 ``trading.placement``), and the others only move state forward.
 
-The services enqueue these tasks (``trading.effects.task_on_commit(tasks.execution_settle, ...)``), so
-each task imports its service when it runs: a module-level import would be a cycle.
+The services announce the work that is due after a commit (``trading.effects``, through
+``trading.signals``); the receivers at the end of this module send the task that does it. The services
+never import this module, which imports them.
 """
 
 from __future__ import annotations
@@ -14,8 +15,11 @@ from dataclasses import asdict
 from typing import Any
 
 from celery import Task, shared_task
+from django.dispatch import receiver
 
 from arbitragex import metrics
+from trading import balances, finalise, placement, rollup, signals, sync
+from trading import reconcile as reconciliation
 
 PLACE_MAX_RETRIES = 8
 
@@ -24,8 +28,6 @@ _IDEMPOTENT: dict[str, Any] = {"acks_late": True, "reject_on_worker_lost": True}
 
 @shared_task(bind=True, name="trading.tasks.execution_place_orders", max_retries=PLACE_MAX_RETRIES, **_IDEMPOTENT)
 def execution_place_orders(self: Task, execution_id: str) -> dict[str, Any]:
-    from trading import placement
-
     result = placement.execution_place(execution_id=execution_id)
     if result.retry and self.request.retries < PLACE_MAX_RETRIES:
         raise self.retry(countdown=placement.retry_countdown(self.request.retries))
@@ -35,23 +37,17 @@ def execution_place_orders(self: Task, execution_id: str) -> dict[str, Any]:
 
 @shared_task(name="trading.tasks.execution_settle", **_IDEMPOTENT)
 def execution_settle(execution_id: str) -> str:
-    from trading import finalise
-
     return finalise.execution_settle(execution_id=execution_id)
 
 
 @shared_task(name="trading.tasks.orders_sync_open", **_IDEMPOTENT)
 def orders_sync_open() -> dict[str, Any]:
-    from trading import sync
-
     with metrics.sync_cycle_seconds.labels(job="orders").time():
         return asdict(sync.orders_sync_open())
 
 
 @shared_task(name="trading.tasks.balances_sync", **_IDEMPOTENT)
 def balances_sync(account_ids: list[int] | None = None) -> dict[str, int]:
-    from trading import balances
-
     with metrics.sync_cycle_seconds.labels(job="balances").time():
         drifts = balances.balances_sync(account_ids=account_ids)
     return {str(account_id): len(found) for account_id, found in drifts.items()}
@@ -59,30 +55,39 @@ def balances_sync(account_ids: list[int] | None = None) -> dict[str, int]:
 
 @shared_task(name="trading.tasks.instruments_sync", **_IDEMPOTENT)
 def instruments_sync() -> int:
-    from trading import sync
-
     with metrics.sync_cycle_seconds.labels(job="instruments").time():
         return sync.instruments_sync()
 
 
 @shared_task(name="trading.tasks.reconcile", **_IDEMPOTENT)
-def reconcile() -> dict[str, Any]:
-    from trading import reconcile as reconciliation
-
+def reconcile(requested_by: str = "") -> dict[str, Any]:
+    """``requested_by``: the operator who queued this run from the admin (its audit row names them)."""
+    label = f"{requested_by} (queued from the admin)" if requested_by else ""
     with metrics.sync_cycle_seconds.labels(job="reconcile").time():
-        result = reconciliation.reconcile()
+        result = reconciliation.reconcile(actor_label=label)
     return {"accounts": result.accounts, "incidents": result.incidents, "adopted": result.adopted}
 
 
 @shared_task(name="trading.tasks.opportunities_expire", **_IDEMPOTENT)
 def opportunities_expire() -> int:
-    from trading import sync
-
     return sync.opportunities_expire()
 
 
 @shared_task(name="trading.tasks.execution_rollups_refresh", **_IDEMPOTENT)
 def execution_rollups_refresh() -> dict[str, int]:
-    from trading import rollup
-
     return asdict(rollup.execution_rollups_refresh())
+
+
+@receiver(signals.placement_due, dispatch_uid="trading.tasks.placement_due")
+def _placement_due(*, execution_id: str, countdown: float | None = None, **_: Any) -> None:
+    execution_place_orders.apply_async(args=(execution_id,), countdown=countdown)
+
+
+@receiver(signals.settlement_due, dispatch_uid="trading.tasks.settlement_due")
+def _settlement_due(*, execution_id: str, countdown: float | None = None, **_: Any) -> None:
+    execution_settle.apply_async(args=(execution_id,), countdown=countdown)
+
+
+@receiver(signals.balances_sync_due, dispatch_uid="trading.tasks.balances_sync_due")
+def _balances_sync_due(*, account_ids: list[int], **_: Any) -> None:
+    balances_sync.apply_async(args=(account_ids,))

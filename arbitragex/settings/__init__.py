@@ -351,8 +351,6 @@ X_FRAME_OPTIONS = "DENY"
 # --- ArbitrageX ----------------------------------------------------------------------------------------
 # marketdata hands detected opportunities to this callable; trading plugs execution in here.
 OPPORTUNITY_HANDLER = env.str("OPPORTUNITY_HANDLER", default="trading.opportunities.opportunity_handle")
-# The rate limiter the Binance market feed's REST snapshots share with trading.
-BINANCE_FEED_RATE_LIMITER = env.str("BINANCE_FEED_RATE_LIMITER", default="venues.ratelimit.RateLimiter")
 # Which symbols this stream process handles ("" = all enabled instruments).
 STREAM_SHARD = env.str("STREAM_SHARD", default="")
 SIMULATION_SEED = env.int("SIMULATION_SEED", default=7)

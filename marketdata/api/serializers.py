@@ -36,10 +36,10 @@ class SymbolField(serializers.RegexField):
     def to_internal_value(self, data: Any) -> str:
         if isinstance(data, str):
             data = data.strip().upper()
-        return super().to_internal_value(data)  # type: ignore[no-any-return]
+        return super().to_internal_value(data)
 
 
-class _DecimalModelSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+class _DecimalModelSerializer(serializers.ModelSerializer):
     serializer_field_mapping = {
         **serializers.ModelSerializer.serializer_field_mapping,
         **{field: PlainDecimalField for field, mapped in serializers.ModelSerializer.serializer_field_mapping.items()
@@ -90,11 +90,11 @@ class InstrumentSerializer(_DecimalModelSerializer):
         read_only_fields = fields
 
 
-class QuoteQuerySerializer(serializers.Serializer):  # type: ignore[type-arg]
+class QuoteQuerySerializer(serializers.Serializer):
     symbol = SymbolField()
 
 
-class QuoteSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class QuoteSerializer(serializers.Serializer):
     venue = serializers.CharField()
     symbol = serializers.CharField()
     bid = PlainDecimalField()
@@ -106,7 +106,7 @@ class QuoteSerializer(serializers.Serializer):  # type: ignore[type-arg]
     age_ms = serializers.IntegerField(help_text="Milliseconds since it was received.")
 
 
-class KlineQuerySerializer(serializers.Serializer):  # type: ignore[type-arg]
+class KlineQuerySerializer(serializers.Serializer):
     venue = serializers.SlugField(max_length=32)
     symbol = SymbolField()
     start = serializers.DateTimeField(required=False, help_text="Inclusive; default: 24 hours before end.")

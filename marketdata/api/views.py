@@ -46,7 +46,7 @@ class InstrumentFilter(filters.FilterSet):
 
 
 @extend_schema_view(get=extend_schema(summary="Venues", responses={200: VenueSerializer(many=True), 400: _ERROR}))
-class VenueListView(ListAPIView):  # type: ignore[type-arg]
+class VenueListView(ListAPIView):
     serializer_class = VenueSerializer
     filterset_class = VenueFilter
     queryset = Venue.objects.order_by("code")
@@ -57,7 +57,7 @@ class VenueListView(ListAPIView):  # type: ignore[type-arg]
         summary="Instruments (filters and fees)", responses={200: InstrumentSerializer(many=True), 400: _ERROR}
     )
 )
-class InstrumentListView(ListAPIView):  # type: ignore[type-arg]
+class InstrumentListView(ListAPIView):
     serializer_class = InstrumentSerializer
     filterset_class = InstrumentFilter
     queryset = Instrument.objects.select_related("venue").order_by("symbol", "venue__code")

@@ -36,7 +36,7 @@ OpportunityHandler = Callable[[DetectedOpportunity], HandlerResult | None]
 
 def handler_load(path: str | None = None) -> OpportunityHandler:
     """The callable named by ``path``, or by ``settings.OPPORTUNITY_HANDLER``."""
-    return import_string(path or settings.OPPORTUNITY_HANDLER)  # type: ignore[no-any-return]
+    return import_string(path or settings.OPPORTUNITY_HANDLER)
 
 
 def opportunity_payload(opportunity: DetectedOpportunity, result: HandlerResult | None) -> dict[str, Any]:

@@ -288,14 +288,14 @@ class StreamRunner:
         if close_pools is not None:
             try:
                 await close_pools()
-            except Exception as exc:  # closing is best effort; the process is ending
+            except Exception as exc:  # noqa: BLE001 (closing is best effort; the process is ending)
                 logger.debug("channel layer close: %s", exc)
 
     async def _close_threads(self) -> None:
         for pool in (self._handler_pool, self._db_pool):
             try:
                 await self._in_thread(pool, connections.close_all)
-            except Exception as exc:  # the connections die with the process anyway
+            except Exception as exc:  # noqa: BLE001 (the connections die with the process anyway)
                 logger.debug("closing database connections: %s", exc)
         for pool in (self._handler_pool, self._db_pool, self._cache_pool):
             pool.shutdown(wait=True)
@@ -347,7 +347,7 @@ class StreamRunner:
     async def _close_feed(self, name: str, feed: Feed) -> None:
         try:
             await asyncio.wait_for(feed.aclose(), 5)
-        except Exception as exc:  # a feed that fails to close must not keep the stream from stopping
+        except Exception as exc:  # noqa: BLE001 (a feed that fails to close must not keep the stream from stopping)
             logger.warning("closing feed %s: %s: %s", name, type(exc).__name__, exc)
 
     def _detect_soon(self) -> None:
@@ -420,7 +420,7 @@ class StreamRunner:
         try:
             await asyncio.wait_for(self.channel_layer.group_send(group, message), self.settings.fanout_timeout_s)
             self.counters["fanout_messages"] += 1
-        except Exception as exc:  # the fan-out is best effort; the next flush sends newer quotes
+        except Exception as exc:  # noqa: BLE001 (the fan-out is best effort; the next flush sends newer quotes)
             self.counters["fanout_errors"] += 1
             if self.counters["fanout_errors"] % 100 == 1:
                 logger.warning("fan-out to %s failed (%d so far): %s: %s", group, self.counters["fanout_errors"],
@@ -446,7 +446,7 @@ class StreamRunner:
     async def _write_cache(self, quotes: list[Quote], books: list[dict[str, Any]]) -> None:
         try:
             await self._in_thread(self._cache_pool, self.cache_writer.write, quotes, books)
-        except Exception as exc:  # Redis away: the next flush writes newer values
+        except Exception as exc:  # noqa: BLE001 (Redis away: the next flush writes newer values)
             self.counters["cache_errors"] += 1
             if self.counters["cache_errors"] % 100 == 1:
                 logger.warning("quote cache write failed (%d so far): %s: %s", self.counters["cache_errors"],

@@ -7,7 +7,7 @@ from notifications.events import EventKind, Severity
 from notifications.models import Channel, Rule
 
 
-class ChannelSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+class ChannelSerializer(serializers.ModelSerializer):
     url = serializers.CharField(
         write_only=True,
         required=False,
@@ -26,12 +26,12 @@ class ChannelSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
         read_only_fields = ["id", "scheme", "url_display", "created_at", "updated_at"]
 
 
-class ChannelTestResultSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class ChannelTestResultSerializer(serializers.Serializer):
     sent = serializers.BooleanField()
     reason = serializers.CharField(allow_blank=True, help_text="Why it failed (secrets removed); '' when sent.")
 
 
-class RuleSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+class RuleSerializer(serializers.ModelSerializer):
     kinds = serializers.ListField(
         child=NamedChoiceField(EventKind.choices, enum_name="NotificationEventKind"),
         required=False,

@@ -47,7 +47,7 @@ def _schema(noun: str, serializer: Any) -> dict[str, Any]:
 
 
 @extend_schema_view(**_schema("Notification channel", ChannelSerializer))
-class ChannelViewSet(viewsets.ModelViewSet):  # type: ignore[type-arg]
+class ChannelViewSet(viewsets.ModelViewSet):
     """Apprise channels. The URL is write-only: answers show its scheme only (``url_display``)."""
 
     serializer_class = ChannelSerializer
@@ -90,7 +90,7 @@ class ChannelViewSet(viewsets.ModelViewSet):  # type: ignore[type-arg]
 
 
 @extend_schema_view(**_schema("Notification rule", RuleSerializer))
-class RuleViewSet(viewsets.ModelViewSet):  # type: ignore[type-arg]
+class RuleViewSet(viewsets.ModelViewSet):
     """Rules: which event kinds (none: every kind), at or above which severity, go to which channels."""
 
     serializer_class = RuleSerializer

@@ -10,7 +10,7 @@ from risk.models import GLOBAL_SCOPE, RiskState
 SCOPE_ACCOUNT_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
 
 
-class RiskStateSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+class RiskStateSerializer(serializers.ModelSerializer):
     scope = serializers.CharField(read_only=True, help_text="account:symbol ('*' = every symbol).")
     breaker_effective = serializers.SerializerMethodField(
         help_text="Whether the breaker blocks trading now (an open breaker past its cooldown does not)."
@@ -45,7 +45,7 @@ class RiskStateSerializer(serializers.ModelSerializer):  # type: ignore[type-arg
         return breaker_active(breaker_open=row.breaker_open, breaker_until=row.breaker_until, now=timezone.now())
 
 
-class ScopeSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class ScopeSerializer(serializers.Serializer):
     account = serializers.RegexField(
         SCOPE_ACCOUNT_PATTERN,
         required=False,
@@ -74,10 +74,10 @@ class BreakerOpenSerializer(ScopeSerializer):
     )
 
 
-class DailyResetSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class DailyResetSerializer(serializers.Serializer):
     date = serializers.DateField(required=False, help_text="The new trading day (UTC). Default: today.")
 
 
-class DailyResetResultSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class DailyResetResultSerializer(serializers.Serializer):
     date = serializers.DateField()
     scopes_reset = serializers.IntegerField(help_text="Scopes whose daily figures were zeroed (0 if already done).")

@@ -42,7 +42,7 @@ class RiskStateFilter(filters.FilterSet):
         responses={200: RiskStateSerializer(many=True), **error_responses(400)},
     )
 )
-class RiskStateListView(ListAPIView):  # type: ignore[type-arg]
+class RiskStateListView(ListAPIView):
     serializer_class = RiskStateSerializer
     pagination_class = None
     filterset_class = RiskStateFilter

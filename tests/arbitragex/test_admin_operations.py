@@ -255,16 +255,6 @@ def unfinished():
     return execution
 
 
-def test_cancelling_says_so_when_the_lifecycle_cancel_service_is_missing(admin_client, unfinished, monkeypatch):
-    monkeypatch.delattr(trading_services, "execution_cancel", raising=False)
-
-    response = run_action(admin_client, "trading_tradeexecution", "cancel_open_orders", [unfinished], confirmed=False)
-
-    assert response.status_code == 302  # no confirmation page for something that cannot be done
-    followed = admin_client.get(response["Location"])
-    assert any("trading.services.execution_cancel is missing" in m for m in messages_of(followed))
-
-
 def test_cancelling_asks_then_calls_the_lifecycle_service_for_each_execution(admin_client, admin_user, monkeypatch):
     calls = []
 
@@ -291,9 +281,6 @@ def test_cancelling_asks_then_calls_the_lifecycle_service_for_each_execution(adm
     assert any("execution is COMPLETED: nothing to cancel" in m for m in shown)
 
 
-@pytest.mark.skipif(
-    not hasattr(trading_services, "execution_cancel"), reason="trading.services.execution_cancel is missing"
-)
 def test_cancelling_through_the_real_service_records_the_operator(admin_client, admin_user, unfinished):
     run_action(admin_client, "trading_tradeexecution", "cancel_open_orders", [unfinished], confirmed=True)
 
@@ -304,7 +291,7 @@ def test_cancelling_through_the_real_service_records_the_operator(admin_client, 
 # --- order and balance resync -------------------------------------------------------------------------------------
 
 
-def test_resyncing_orders_applies_what_the_venue_says_and_audits_each_selected_order(
+def test_resyncing_orders_applies_what_the_venue_says_and_the_service_audits_the_run_and_each_change(
     admin_client, admin_user, monkeypatch
 ):
     execution = TradeExecutionFactory(status=ExecutionStatus.EXECUTING)
@@ -339,12 +326,13 @@ def test_resyncing_orders_applies_what_the_venue_says_and_audits_each_selected_o
     buy.refresh_from_db()
     assert (buy.status, buy.filled_qty) == (OrderStatus.FILLED, D("0.01"))
     assert Fill.objects.filter(order=buy, trade_id="9001").exists()
-    audits = {row.target: row for row in AuditLog.objects.filter(action="order.resync")}
-    assert set(audits) == {buy.client_order_id, sell.client_order_id}
+    audits = {row.target: row for row in AuditLog.objects.filter(action="order.sync")}
+    assert set(audits) == {buy.client_order_id}  # the sell order did not change
     assert audits[buy.client_order_id].actor == admin_user
     assert audits[buy.client_order_id].previous == {"status": "SUBMITTED", "filled_qty": "0"}
     assert audits[buy.client_order_id].new == {"status": "FILLED", "filled_qty": "0.01"}
-    assert audits[sell.client_order_id].new == {"status": "SUBMITTED", "filled_qty": "0"}
+    run = only_audit("orders.sync")
+    assert run.actor == admin_user and run.new["updated"] == 2  # both rows written (the sell got its venue id)
     shown = messages_of(admin_client.get(done["Location"]))
     assert any(f"{buy.client_order_id} SUBMITTED → FILLED" in m for m in shown)
 
@@ -365,10 +353,10 @@ def test_resyncing_a_live_balance_replaces_it_with_the_venues_and_audits_the_old
 
     usdt.refresh_from_db()
     assert (usdt.free, usdt.locked) == (D("987.65"), D("12.35"))
-    audit = only_audit("balance.resync")
-    assert (audit.actor, audit.target) == (admin_user, "live-1:USDT")
-    assert audit.previous == {"free": "1000", "locked": "0"}
-    assert audit.new == {"free": "987.65", "locked": "12.35"}
+    audit = only_audit("balance.sync")
+    assert (audit.actor, audit.target) == (admin_user, "live-1")
+    assert audit.previous == {"USDT": {"free": "1000", "locked": "0"}}
+    assert audit.new == {"USDT": {"free": "987.65", "locked": "12.35"}}
 
 
 def test_a_balance_whose_venue_does_not_answer_is_reported_and_audited_as_skipped(admin_client, monkeypatch):
@@ -387,7 +375,7 @@ def test_a_balance_whose_venue_does_not_answer_is_reported_and_audited_as_skippe
     assert any(
         "Not synced (venue unreachable): live-down" in m for m in messages_of(admin_client.get(done["Location"]))
     )
-    audit = only_audit("balance.resync")
+    audit = only_audit("balance.sync")
     assert audit.new is None and audit.note.startswith("skipped")
 
 
@@ -411,19 +399,25 @@ def test_reconciliation_run_here_reports_what_it_found_and_audits_the_run(admin_
     assert any("Reconciliation ran over 1 account(s)" in m for m in messages_of(admin_client.get(response["Location"])))
     audit = only_audit("reconcile.run")
     assert audit.actor == admin_user
-    assert audit.new == {"mode": "now", "accounts": 1, "incidents": 0, "adopted": 0}
+    assert audit.new == {"accounts": 1, "incidents": 0, "adopted": 0, "resolved": 0}
 
 
-def test_reconciliation_is_queued_for_a_worker_with_its_task_id_in_the_audit_row(admin_client, admin_user, monkeypatch):
+def test_reconciliation_queued_for_a_worker_is_audited_by_the_run_with_who_queued_it(admin_client, monkeypatch):
+    from trading import tasks
+
     sent = []
     monkeypatch.setattr("trading.tasks.reconcile.apply_async", lambda **kwargs: sent.append(kwargs))
+    ExchangeAccountFactory(name="paper-1")
+    monkeypatch.setattr("trading.gateways.gateway_for", lambda account: ScriptedVenue())
 
     admin_client.post(RECONCILE, {"confirmed": "yes", "mode": "queue"})
 
-    assert len(sent) == 1
+    assert len(sent) == 1 and sent[0]["kwargs"] == {"requested_by": "admin"}
+    assert not AuditLog.objects.exists()  # nothing ran yet
+    tasks.reconcile(**sent[0]["kwargs"])  # what the worker runs
     audit = only_audit("reconcile.run")
-    assert audit.actor == admin_user
-    assert audit.new == {"mode": "queued", "task_id": sent[0]["task_id"]}
+    assert audit.actor_label == "admin (queued from the admin)"
+    assert audit.new["accounts"] == 1
 
 
 def test_reconciliation_says_so_when_the_broker_is_down(admin_client, monkeypatch):

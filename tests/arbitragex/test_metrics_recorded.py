@@ -15,11 +15,11 @@ from marketdata.stream import StreamOptions, stream_plan, stream_runner_build
 from tests.factories import VenueFactory
 from tests.marketdata.test_opportunity_handler import detected as detected_opportunity
 from tests.trading.lifecycle_support import make_desk
-from trading import opportunities, ratelimit
 from trading.demo import demo_seed
 from trading.opportunities import opportunity_handle
 from trading.placement import execution_place
 from trading.services import execution_create
+from venues import ratelimit
 from venues.binance.errors import Call, classify
 from venues.gateway import RetryableVenueError
 
@@ -70,7 +70,7 @@ def refuse_as_unprofitable(*, opportunity):
 
 def test_a_rejected_opportunity_is_counted_by_its_reason(monkeypatch):
     VenueFactory(code="sim-a"), VenueFactory(code="sim-b")
-    monkeypatch.setattr(opportunities, "EXECUTION_HOOK", f"{__name__}.refuse_as_unprofitable")
+    monkeypatch.setattr("trading.executions.execution_create_from_opportunity", refuse_as_unprofitable)
     detected = detected_opportunity()
 
     opportunity_handle(detected)

@@ -32,11 +32,17 @@ class FaultKind(StrEnum):
     INSUFFICIENT_2010 = "insufficient_2010"  # -2010 insufficient balance
     ERROR = "error"  # any Binance error: ``status``, ``code``, ``msg``
     SILENT = "silent"  # streams (or user data events): the socket stays open, no frames are sent
+    DUPLICATE = "duplicate"  # user data events: sent twice (the copy ``delay`` seconds later, default at once)
+    REORDER = "reorder"  # user data events: held back ``delay`` seconds (default 1), so later ones overtake it
 
 
 # Kinds that do not answer the request themselves.
 _PASS_THROUGH = {FaultKind.LATENCY}
-_DEFAULT_TARGETS: dict[str, str] = {FaultKind.SILENT: "stream"}
+_DEFAULT_TARGETS: dict[str, str] = {
+    FaultKind.SILENT: "stream",
+    FaultKind.DUPLICATE: "user_stream",
+    FaultKind.REORDER: "user_stream",
+}
 # Every venue's fault kinds name their delay "latency": the registry adds those delays up.
 LATENCY = "latency"
 

@@ -89,7 +89,24 @@ class WsApiSession(Outbox):
             self.venue.faults.consume(drop)
             self.abort()
             return
-        self.put(orjson.dumps({"subscriptionId": subscription_id, "event": event}).decode(), name)
+        frame = orjson.dumps({"subscriptionId": subscription_id, "event": event}).decode()
+        reorder = self.venue.faults.active("user_stream", name, FaultKind.REORDER)
+        if reorder is not None:
+            self.venue.faults.consume(reorder)
+            self._put_later(reorder.delay or 1.0, frame, name)
+        else:
+            self.put(frame, name)
+        duplicate = self.venue.faults.active("user_stream", name, FaultKind.DUPLICATE)
+        if duplicate is not None:
+            self.venue.faults.consume(duplicate)
+            self._put_later(duplicate.delay, frame, name)
+
+    def _put_later(self, delay: float, frame: str, name: str) -> None:
+        """Queue ``frame`` after ``delay`` s: whatever is queued meanwhile goes out before it."""
+        if delay <= 0:
+            self.put(frame, name)
+        else:
+            asyncio.get_running_loop().call_later(delay, self.put, frame, name)
 
     async def handle(self, text: str) -> None:
         try:

@@ -72,7 +72,8 @@ def detected(**overrides: object) -> DetectedOpportunity:
 
 
 def use_hook(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
-    monkeypatch.setattr(opportunities, "EXECUTION_HOOK", f"{__name__}.{name}")
+    """Stand ``name`` in for the execution service (``trading.executions.execution_create_from_opportunity``)."""
+    monkeypatch.setattr("trading.executions.execution_create_from_opportunity", globals()[name])
 
 
 def set_auto_execute(value: bool) -> None:
@@ -86,7 +87,7 @@ def test_the_settings_name_this_handler():
 
 
 def test_an_opportunity_is_recorded_as_detected_with_aware_times(venues, monkeypatch):
-    use_hook(monkeypatch, "no_such_hook")  # the execution hook is not part of this build
+    set_auto_execute(False)
 
     result = opportunities.opportunity_handle(detected())
 
@@ -145,7 +146,6 @@ def test_without_auto_execute_the_hook_is_not_called(venues, monkeypatch):
 
 
 def test_venue_rows_are_looked_up_once_and_refreshed_when_a_venue_is_added(venues, monkeypatch):
-    use_hook(monkeypatch, "no_such_hook")
     set_auto_execute(False)
     opportunities.opportunity_handle(detected())
 

@@ -168,7 +168,7 @@ def test_a_database_error_while_recording_leaves_the_action_usable(receiver, mon
 def test_the_sweep_re_enqueues_events_left_behind(receiver, monkeypatch):
     enqueued: list[tuple[str, tuple]] = []
     monkeypatch.setattr(
-        "notifications.services._enqueue", lambda name, *args, countdown=None: enqueued.append((name, args))
+        "notifications.tasks.event_dispatch.apply_async", lambda args, **_: enqueued.append(("event_dispatch", args))
     )
     channel_with_rule(receiver)
     event = services.event_record(spec())

@@ -21,7 +21,7 @@ from risk import services as risk_services
 from risk.breaker import BreakerThresholds
 from tests.factories import ExchangeAccountFactory, OrderFactory, TradeExecutionFactory, VenueFactory
 from tests.notifications.support import channel_with_rule, drain, staff_user
-from tests.trading.lifecycle_support import SYMBOL, configure, fund, make_desk
+from tests.trading.lifecycle_support import SYMBOL, configure, fund
 from trading import services as trading_services
 from trading import signals as trading_signals
 from trading.enums import ExecutionStatus, IncidentKind, LegFailurePolicy, OpportunityStatus, OrderLeg, OrderStatus
@@ -33,14 +33,6 @@ from venues.ratelimit import RateLimiter
 
 D = Decimal
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def desk(db):
-    desk = make_desk()
-    desk.books()
-    yield desk
-    desk.clear()
 
 
 def one_message(receiver, kind: str):

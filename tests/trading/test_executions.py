@@ -40,14 +40,6 @@ from trading.models import ArbitrageOpportunity, Order, TradeExecution
 D = Decimal
 
 
-@pytest.fixture
-def desk(db):
-    desk = make_desk()
-    desk.books()
-    yield desk
-    desk.clear()
-
-
 def opportunity_on(desk, **fields):
     defaults = {"buy_price": D("50000"), "sell_price": D("50200"), "quantity": D("0.01")}
     return ArbitrageOpportunityFactory(

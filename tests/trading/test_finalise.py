@@ -15,7 +15,7 @@ import pytest
 
 from arbitragex.errors import ApplicationError, ErrorCode
 from risk.models import GLOBAL_SCOPE, RiskState
-from tests.trading.lifecycle_support import SYMBOL, balance, celery_eager, configure, fund, make_desk, put_quote
+from tests.trading.lifecycle_support import SYMBOL, balance, celery_eager, configure, fund, put_quote
 from trading import services, tasks
 from trading.enums import ExecutionStatus, OrderLeg, OrderStatus
 from trading.finalise import execution_settle
@@ -25,14 +25,6 @@ from trading.state_machine import UpdateSource
 from venues.gateway import FillReport, OrderReport
 
 D = Decimal
-
-
-@pytest.fixture
-def desk(db):
-    desk = make_desk()
-    desk.books()
-    yield desk
-    desk.clear()
 
 
 def create(desk, *, quantity="0.01", buy_price="50000", sell_price="50200"):

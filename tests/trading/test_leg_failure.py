@@ -18,7 +18,6 @@ from tests.trading.lifecycle_support import (
     configure,
     fund,
     gateways,
-    make_desk,
 )
 from trading import services
 from trading.enums import (
@@ -37,14 +36,6 @@ from trading.models import Incident, Order, PaperOrder
 from trading.placement import execution_place
 
 D = Decimal
-
-
-@pytest.fixture
-def desk(db):
-    desk = make_desk()
-    desk.books()
-    yield desk
-    desk.clear()
 
 
 def create(desk):

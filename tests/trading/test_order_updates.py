@@ -13,7 +13,7 @@ from django.core.cache import cache
 from arbitragex.errors import ApplicationError, ErrorCode
 from arbitragex.models import AuditLog
 from tests.factories import OrderFactory, TradeExecutionFactory
-from tests.trading.lifecycle_support import celery_eager, make_desk, now_ms, put_quote
+from tests.trading.lifecycle_support import celery_eager, now_ms, put_quote
 from trading.enums import ExecutionStatus, IncidentKind, OrderLeg, OrderSide, OrderStatus
 from trading.models import Fill, Incident
 from trading.orders import order_apply_update
@@ -22,13 +22,6 @@ from trading.state_machine import UpdateSource
 from venues.gateway import FillReport, OrderReport
 
 D = Decimal
-
-
-@pytest.fixture
-def desk(db):
-    desk = make_desk()
-    yield desk
-    desk.clear()
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from decimal import Decimal
 
 import pytest
 from asgiref.sync import sync_to_async
-from django.core.cache import cache
 from django.db import connections
 
 from arbitragex.errors import ApplicationError, ErrorCode
@@ -23,7 +22,7 @@ from tests.factories import ExchangeAccountFactory, InstrumentFactory, VenueFact
 from tests.trading.gateway_contract import GatewayContract, Levels, levels, limit, market
 from trading import gateways
 from trading.enums import AccountMode, OrderStatus
-from trading.gateways.paper import PaperGateway, PaperVenue, balance_cache_key, paper_match_resting
+from trading.gateways.paper import PaperGateway, PaperVenue, paper_match_resting
 from trading.models import AccountBalance, ExchangeAccount, PaperFill, PaperOrder
 from venues.gateway import BalanceReport, FinalVenueError, RetryableVenueError
 from venues.registry import family_get
@@ -250,17 +249,6 @@ def test_a_limit_order_without_time_in_force_is_refused_like_binance(venue):
         venue.place_order(request)
 
     assert caught.value.venue_code == -1102
-
-
-def test_a_change_of_balance_drops_its_cache_entry_after_commit(account, venue, django_capture_on_commit_callbacks):
-    key = balance_cache_key(account.pk, "USDT")
-    cache.set(key, "stale", 60)
-    put_book(account.venue.code, SYMBOL, levels(("49990", "1")), levels(("50000", "1")))
-
-    with django_capture_on_commit_callbacks(execute=True):
-        venue.place_order(market("BUY", "0.01", SYMBOL))
-
-    assert cache.get(key) is None
 
 
 def test_a_maker_rebate_is_never_a_negative_commission(paper_accounts, db):

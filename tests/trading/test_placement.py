@@ -25,7 +25,6 @@ from tests.trading.lifecycle_support import (
     configure,
     fund,
     gateways,
-    make_desk,
 )
 from trading import services, tasks
 from trading.enums import ExecutionStatus, OrderLeg, OrderStatus
@@ -34,14 +33,6 @@ from trading.placement import execution_lease, execution_place, retry_countdown
 from venues.gateway import RetryableVenueError
 
 D = Decimal
-
-
-@pytest.fixture
-def desk(db):
-    desk = make_desk()
-    desk.books()
-    yield desk
-    desk.clear()
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from marketdata.models import Venue
 from risk.models import GLOBAL_SCOPE, RiskState
 from tests.factories import ExchangeAccountFactory, FillFactory, OrderFactory, TradeExecutionFactory, VenueFactory
 from tests.trading.gateway_contract import limit
-from tests.trading.lifecycle_support import SYMBOL, configure, fund, make_desk, make_venue
+from tests.trading.lifecycle_support import SYMBOL, configure, fund, make_venue
 from trading import services
 from trading.client_ids import client_order_id
 from trading.enums import AccountMode, ExecutionStatus, IncidentKind, OrderLeg, OrderSide, OrderStatus
@@ -23,14 +23,6 @@ from trading.placement import execution_place
 from trading.reconcile import incidents_resolve, reconcile
 
 D = Decimal
-
-
-@pytest.fixture
-def desk(db):
-    desk = make_desk()
-    desk.books()
-    yield desk
-    desk.clear()
 
 
 @pytest.fixture

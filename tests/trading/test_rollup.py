@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from tests.factories import ExchangeAccountFactory, TradeExecutionFactory, VenueFactory
 from tests.trading.lifecycle_support import SYMBOL, celery_eager, configure, make_desk
-from trading import rollup, selectors, services, tasks
+from trading import rollup, services, statistics, tasks
 from trading.enums import EXECUTION_FINAL_STATUSES, EXECUTION_TRANSITIONS, ExecutionStatus
 from trading.models import ExecutionDayRollup, TradeExecution
 
@@ -58,23 +58,23 @@ def live_report(*, start, end, symbol=None, group_by=None) -> tuple:
     queryset = TradeExecution.objects.filter(started_at__gte=start, started_at__lt=end)
     if symbol:
         queryset = queryset.filter(symbol=symbol)
-    aggregates = selectors.execution_figure_aggregates()
+    aggregates = rollup.execution_figure_aggregates()
     if group_by is None:
-        return selectors._figures(None, queryset.aggregate(**aggregates)), []
+        return statistics._figures(None, queryset.aggregate(**aggregates)), []
     if group_by == "day":
         rows = queryset.annotate(day=TruncDay("started_at", tzinfo=UTC)).values("day").annotate(**aggregates)
-        groups = [selectors._figures(row["day"].date().isoformat(), row) for row in rows.order_by("day")]
+        groups = [statistics._figures(row["day"].date().isoformat(), row) for row in rows.order_by("day")]
     else:
         rows = queryset.values("symbol").annotate(**aggregates)
-        groups = [selectors._figures(row["symbol"], row) for row in rows.order_by("symbol")]
-    summary = selectors.ExecutionFigures(key=None)
+        groups = [statistics._figures(row["symbol"], row) for row in rows.order_by("symbol")]
+    summary = statistics.ExecutionFigures(key=None)
     for group in groups:
         summary = summary.plus(group)
     return summary, groups
 
 
 def report(**query) -> tuple:
-    result = selectors.execution_statistics_report(**query)
+    result = statistics.execution_statistics_report(**query)
     return result.summary, result.groups
 
 
@@ -122,7 +122,7 @@ def test_executions_not_final_are_left_out_and_read_live(accounts):
     assert report(start=DAY0, end=DAY0 + timedelta(days=1))[0].total_expected_profit == D("12.5")
 
     # Resolving the parked execution drops its day, which is read live until the next refresh.
-    services.execution_update_status(execution_id=parked.pk, status=ExecutionStatus.COMPLETED)
+    services.execution_resolve(execution_id=parked.pk, status=ExecutionStatus.COMPLETED)
     assert rollup_rows() == []
     assert report(start=DAY0, end=DAY0 + timedelta(days=1)) == live_report(start=DAY0, end=DAY0 + timedelta(days=1))
     refresh(on=DAY0 + timedelta(days=5))
@@ -248,7 +248,7 @@ def test_the_report_equals_the_aggregate_over_the_executions(
     ExecutionDayRollup.objects.filter(day__in=[DAY0.date() + timedelta(days=day) for day in dropped]).delete()
     parked = TradeExecution.objects.filter(status=ExecutionStatus.NEEDS_ATTENTION).order_by("started_at")
     for resolving in parked[:resolved]:
-        services.execution_update_status(execution_id=resolving.pk, status=ExecutionStatus.FAILED)
+        services.execution_resolve(execution_id=resolving.pk, status=ExecutionStatus.FAILED)
     start = DAY0 + timedelta(hours=window[0])
     query = {"start": start, "end": start + timedelta(hours=window[1]), "symbol": symbol, "group_by": group_by}
 

@@ -8,7 +8,6 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.core.cache import cache
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -26,7 +25,7 @@ from tests.trading.lifecycle_support import (
 from trading import services
 from trading.balances import balances_sync
 from trading.enums import AccountMode, OpportunityStatus, OrderLeg, OrderStatus, TimeInForce
-from trading.gateways.paper import PaperGateway, balance_cache_key, paper_match_resting
+from trading.gateways.paper import PaperGateway, paper_match_resting
 from trading.models import AccountBalance, ArbitrageOpportunity, Order, TradeExecution
 from trading.placement import execution_place
 from trading.sync import instruments_sync, opportunities_expire, orders_sync_open
@@ -54,12 +53,9 @@ def resting_executions(desk, count):
     return executions
 
 
-@pytest.fixture
-def desk(db):
-    desk = make_desk()
+@pytest.fixture(autouse=True)
+def _room_for_executions(db):
     configure(max_open_executions=10)
-    yield desk
-    desk.clear()
 
 
 def test_one_open_orders_request_per_account_and_symbol_and_a_query_only_for_orders_that_left_it(desk):
@@ -170,17 +166,15 @@ def live_account_behind(venue_account):
     return live, lambda account: gateways.get(account.pk) or PaperGateway(account)
 
 
-def test_a_live_account_takes_the_venues_balances_and_drops_their_cache(db, django_capture_on_commit_callbacks):
+def test_a_live_account_takes_the_venues_balances(db):
     venue_side = ExchangeAccountFactory(venue=make_venue(), mode=AccountMode.PAPER)
     fund(venue_side, "USDT", "1234.5")
     AccountBalance.objects.create(account=venue_side, asset="ETH", free=D("2"), locked=D("0.5"))
     live, factory = live_account_behind(venue_side)
     AccountBalance.objects.create(account=live, asset="USDT", free=D("1000"), reserved=D("100"))
     AccountBalance.objects.create(account=live, asset="DOGE", free=D("50"))
-    cache.set(balance_cache_key(live.pk, "USDT"), "stale", 60)
 
-    with django_capture_on_commit_callbacks(execute=True):
-        balances_sync(account_ids=[live.pk], gateway_factory=factory)
+    balances_sync(account_ids=[live.pk], gateway_factory=factory)
 
     rows = {b.asset: (b.free, b.locked, b.reserved) for b in AccountBalance.objects.filter(account=live)}
     assert rows == {
@@ -189,7 +183,6 @@ def test_a_live_account_takes_the_venues_balances_and_drops_their_cache(db, djan
         "DOGE": (D("0"), D("0"), D("0")),  # gone from the venue
     }
     assert all(b.synced_at is not None for b in AccountBalance.objects.filter(account=live))
-    assert cache.get(balance_cache_key(live.pk, "USDT")) is None
 
 
 def test_a_paper_accounts_balances_are_the_venue_and_are_only_marked_synced(db):

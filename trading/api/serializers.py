@@ -23,10 +23,10 @@ from trading.enums import (
     TimeInForce,
 )
 from trading.models import AccountBalance, ArbitrageOpportunity, Fill, Order, TradeExecution
-from trading.selectors import STATISTICS_GROUPS
+from trading.statistics import STATISTICS_GROUPS
 
 
-class _DecimalModelSerializer(ReadFastSerializerMixin, serializers.ModelSerializer):  # type: ignore[type-arg]
+class _DecimalModelSerializer(ReadFastSerializerMixin, serializers.ModelSerializer):
     serializer_field_mapping = {
         **serializers.ModelSerializer.serializer_field_mapping,
         **{field: PlainDecimalField for field, mapped in serializers.ModelSerializer.serializer_field_mapping.items()
@@ -182,7 +182,7 @@ class ExecutionDetailSerializer(ExecutionSerializer):
         read_only_fields = fields
 
 
-class VenueCodeField(serializers.SlugRelatedField):  # type: ignore[type-arg]
+class VenueCodeField(serializers.SlugRelatedField):
     """A venue named by its code. PostgreSQL refuses a NUL character in a text parameter (a DataError, so
     a 500, found by the API fuzzing): such a value is refused before the query."""
 
@@ -192,7 +192,7 @@ class VenueCodeField(serializers.SlugRelatedField):  # type: ignore[type-arg]
         return super().to_internal_value(data)
 
 
-class ExecutionCreateSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class ExecutionCreateSerializer(serializers.Serializer):
     """A manual execution. Prices and quantity are rounded to the venues' filters by the service."""
 
     symbol = SymbolField(help_text="Symbol traded on both venues, e.g. BTCUSDT.")
@@ -208,7 +208,7 @@ class ExecutionCreateSerializer(serializers.Serializer):  # type: ignore[type-ar
         return attrs
 
 
-class ExecutionCancelSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class ExecutionCancelSerializer(serializers.Serializer):
     reason = serializers.CharField(
         required=False, allow_blank=True, max_length=200, help_text="Why, for the audit log."
     )
@@ -255,7 +255,7 @@ class BalanceSerializer(_DecimalModelSerializer):
         read_only_fields = fields
 
 
-class StatisticsQuerySerializer(serializers.Serializer):  # type: ignore[type-arg]
+class StatisticsQuerySerializer(serializers.Serializer):
     start = serializers.DateTimeField(required=False, help_text="ISO 8601, inclusive. Default: end - 30 days.")
     end = serializers.DateTimeField(required=False, help_text="ISO 8601, exclusive. Default: now.")
     symbol = SymbolField(required=False, help_text="Only this symbol.")
@@ -273,7 +273,7 @@ class StatisticsQuerySerializer(serializers.Serializer):  # type: ignore[type-ar
         return attrs
 
 
-class StatisticsFiguresSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class StatisticsFiguresSerializer(serializers.Serializer):
     total = serializers.IntegerField(help_text="Executions started in the range.")
     completed = serializers.IntegerField()
     failed = serializers.IntegerField()

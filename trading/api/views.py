@@ -30,6 +30,7 @@ from trading.api.serializers import (
     OrderSerializer,
     StatisticsQuerySerializer,
 )
+from trading.statistics import execution_statistics_report
 
 STATISTICS_DEFAULT_RANGE = timedelta(days=30)
 UUID_PATTERN = r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
@@ -44,7 +45,7 @@ EXECUTION_ID = OpenApiParameter("id", OpenApiTypes.UUID, OpenApiParameter.PATH, 
         responses={200: ExecutionDetailSerializer, **error_responses(404)},
     ),
 )
-class ExecutionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):  # type: ignore[type-arg]
+class ExecutionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = ExecutionSerializer
     filterset_class = ExecutionFilter
     pagination_class = ExecutionCursorPagination
@@ -65,7 +66,7 @@ class ExecutionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         return page
 
     def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        execution = selectors.execution_detail(execution_id=kwargs["pk"])
+        execution = selectors.execution_get(execution_id=kwargs["pk"])
         return Response(ExecutionDetailSerializer(execution).data)
 
     @extend_schema(
@@ -126,7 +127,7 @@ class ExecutionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         params = query.validated_data
         end = params.get("end") or timezone.now()
         start = params.get("start") or _range_start(end)
-        report = selectors.execution_statistics_report(
+        report = execution_statistics_report(
             start=start, end=end, symbol=params.get("symbol"), group_by=params.get("group_by")
         )
         return Response(ExecutionStatisticsSerializer(report).data)
@@ -144,7 +145,7 @@ def _range_start(end: datetime) -> datetime:
 @extend_schema_view(
     get=extend_schema(summary="Orders", responses={200: OrderSerializer(many=True), **error_responses(400)})
 )
-class OrderListView(ListAPIView):  # type: ignore[type-arg]
+class OrderListView(ListAPIView):
     serializer_class = OrderSerializer
     filterset_class = OrderFilter
     pagination_class = OrderCursorPagination
@@ -159,7 +160,7 @@ class OrderListView(ListAPIView):  # type: ignore[type-arg]
         responses={200: OpportunitySerializer(many=True), **error_responses(400)},
     )
 )
-class OpportunityListView(ListAPIView):  # type: ignore[type-arg]
+class OpportunityListView(ListAPIView):
     serializer_class = OpportunitySerializer
     filterset_class = OpportunityFilter
     pagination_class = OpportunityCursorPagination
@@ -175,7 +176,7 @@ class OpportunityListView(ListAPIView):  # type: ignore[type-arg]
         responses={200: BalanceSerializer(many=True), **error_responses(400)},
     )
 )
-class BalanceListView(ListAPIView):  # type: ignore[type-arg]
+class BalanceListView(ListAPIView):
     serializer_class = BalanceSerializer
     filterset_class = BalanceFilter
     pagination_class = None

@@ -9,8 +9,13 @@ import threading
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from asgiref.sync import async_to_sync
+from django.db import transaction
+
+from arbitragex.background import background_run, background_submit
 from arbitragex.errors import ApplicationError, ErrorCode
 from trading.enums import AccountMode
+from trading.gateways.paper import PaperGateway
 from venues.registry import VenueKindUnknown, family_get
 
 if TYPE_CHECKING:
@@ -19,13 +24,14 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
+GatewayFactory = Callable[["ExchangeAccount"], "Gateway"]
+"""How a service gets the gateway of an account: ``gateway_for`` in production; tests pass their own."""
+
 
 def gateway_for(account: ExchangeAccount) -> Gateway:
     """The gateway of ``account``: the paper venue for a paper account, else its venue family's (a live
     account). From async code, load the account with ``select_related("venue")`` first."""
     if account.mode == AccountMode.PAPER:
-        from trading.gateways.paper import PaperGateway
-
         return PaperGateway(account)
     venue = account.venue
     try:
@@ -48,8 +54,6 @@ _shared_lock = threading.Lock()
 
 def _shared_close() -> None:
     """At exit: close the shared gateways' sessions on the loop they belong to."""
-    from arbitragex.background import background_run
-
     with _shared_lock:
         gateways = [gateway for _, gateway in _shared.values()]
         _shared.clear()
@@ -70,8 +74,6 @@ def gateway_shared(account: ExchangeAccount) -> Gateway | None:
     the event loop it was made on: use the gateway on ``arbitragex.background`` only, and never close
     it. An account or venue saved since (new credentials, URLs) gets a new gateway.
     """
-    from arbitragex.background import background_submit
-
     venue = account.venue
     if account.mode != AccountMode.LIVE or family_get(venue.kind).gateway is None:
         return None
@@ -99,11 +101,6 @@ def gateway_run(
     one venue client per process and loop, never re-created, closed at shutdown. Inside a transaction
     (tests), or with a ``factory``, a gateway of its own is made and closed after, on a loop of its own.
     """
-    from asgiref.sync import async_to_sync
-    from django.db import transaction
-
-    from arbitragex.background import background_run
-
     if factory is None and not transaction.get_connection().in_atomic_block:
         shared = gateway_shared(account)
         if shared is not None:

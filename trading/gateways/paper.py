@@ -23,16 +23,17 @@ from collections.abc import Iterable, Sequence
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 
 from asgiref.sync import sync_to_async
-from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 
 from arbitragex.errors import ErrorCode
 from arbitragex.money import MONEY_CONTEXT, ZERO
+from arbitragex.services import config_get
 from marketdata import cache as quote_cache
 from marketdata.books import OrderBook
 from marketdata.models import Instrument, Venue
 from trading.enums import OrderSide, OrderStatus, OrderType, TimeInForce
+from trading.locks import balances_lock, paper_orders_lock
 from trading.models import PAPER_OPEN_STATUSES, AccountBalance, ExchangeAccount, PaperFill, PaperOrder
 from venues.gateway import (
     BalanceReport,
@@ -49,7 +50,6 @@ from venues.types import BookLevel
 __all__ = [
     "PaperGateway",
     "PaperVenue",
-    "balance_cache_key",
     "check_order_filters",
     "paper_match_resting",
     "taker_plan",
@@ -191,16 +191,6 @@ def _now_ms() -> int:
 # --- persistence helpers ------------------------------------------------------------------------------
 
 
-def balance_cache_key(account_id: int, asset: str) -> str:
-    return f"acct:balance:{account_id}:{asset}"
-
-
-def _drop_balance_cache_on_commit(keys: Iterable[tuple[int, str]]) -> None:
-    cache_keys = sorted({balance_cache_key(account_id, asset) for account_id, asset in keys})
-    if cache_keys:
-        transaction.on_commit(lambda: cache.delete_many(cache_keys))
-
-
 def _ensure_balance_rows(pairs: Iterable[tuple[int, str]]) -> None:
     """Create the missing (zero) balance rows before the locking transaction, so that it only ever
     locks existing rows, in pk order."""
@@ -217,14 +207,6 @@ def _ensure_balance_rows(pairs: Iterable[tuple[int, str]]) -> None:
             [AccountBalance(account_id=account_id, asset=asset) for account_id, asset in sorted(missing)],
             ignore_conflicts=True,
         )
-
-
-def _lock_balances(pairs: Iterable[tuple[int, str]]) -> dict[tuple[int, str], AccountBalance]:
-    condition = Q()
-    for account_id, asset in set(pairs):
-        condition |= Q(account_id=account_id, asset=asset)
-    rows = AccountBalance.objects.select_for_update(of=("self",)).filter(condition).order_by("pk")
-    return {(row.account_id, row.asset): row for row in rows}
 
 
 def _save_balances(balances: Iterable[AccountBalance]) -> None:
@@ -412,7 +394,7 @@ class PaperVenue:
         plan_quote: Decimal,
         book: OrderBook | None,
     ) -> OrderReport:
-        balances = _lock_balances(pairs)
+        balances = balances_lock(pairs)
         if PaperOrder.objects.filter(
             self._open_orders(request.symbol), client_order_id=request.client_order_id
         ).exists():
@@ -463,7 +445,6 @@ class PaperVenue:
         order.save()
         _save_fills(fills)
         _save_balances(balances.values())
-        _drop_balance_cache_on_commit(pairs)
         return _report(order, fills)
 
     def cancel_order(self, *, symbol: str, client_order_id: str) -> OrderReport:
@@ -471,13 +452,9 @@ class PaperVenue:
         pairs = [(self.account_id, rules.base_asset), (self.account_id, rules.quote_asset)]
         _ensure_balance_rows(pairs)
         with transaction.atomic():
-            balances = _lock_balances(pairs)
-            order = (
-                PaperOrder.objects.select_for_update(of=("self",))
-                .filter(self._open_orders(symbol), client_order_id=client_order_id)
-                .order_by("pk")
-                .first()
-            )
+            balances = balances_lock(pairs)
+            open_orders = PaperOrder.objects.filter(self._open_orders(symbol), client_order_id=client_order_id)
+            order = next(iter(paper_orders_lock(open_orders)), None)
             if order is None:
                 raise _unknown_order_on_cancel()
             _release_lock(order, rules, balances)
@@ -485,7 +462,6 @@ class PaperVenue:
             order.updated_ms = _now_ms()
             order.save(update_fields=["status", "locked", "updated_ms"])
             _save_balances(balances.values())
-            _drop_balance_cache_on_commit(pairs)
         return _report(order, list(order.fills.all()))
 
     def get_order(self, *, symbol: str, client_order_id: str) -> OrderReport | None:
@@ -523,8 +499,6 @@ class PaperVenue:
 
 
 def _fill_latency_ms() -> int:
-    from arbitragex.services import config_get
-
     return int(config_get("paper_fill_latency_ms"))
 
 
@@ -569,7 +543,7 @@ class PaperGateway(Gateway):
 # --- resting orders -----------------------------------------------------------------------------------
 
 
-def paper_match_resting(venue_code: str, symbol: str) -> int:
+def paper_match_resting(venue_code: str, symbol: str) -> int:  # noqa: C901 (one matching pass under one set of locks; its steps share them)
     """Fill the paper orders resting on ``symbol`` at ``venue_code`` that the cached book crosses.
 
     Called by the stream process after it writes a book (through ``sync_to_async``) or by a task.
@@ -610,12 +584,11 @@ def paper_match_resting(venue_code: str, symbol: str) -> int:
     _ensure_balance_rows(pairs)
 
     with transaction.atomic():
-        balances = _lock_balances(pairs)
-        orders = list(
-            PaperOrder.objects.select_for_update(of=("self",))
-            .filter(pk__in=[pk for pk, _ in candidates], status__in=PAPER_OPEN_STATUSES)
-            .exclude(matched_book=version)
-            .order_by("pk")
+        balances = balances_lock(pairs)
+        orders = paper_orders_lock(
+            PaperOrder.objects.filter(pk__in=[pk for pk, _ in candidates], status__in=PAPER_OPEN_STATUSES).exclude(
+                matched_book=version
+            )
         )
         now = _now_ms()
         fills: list[PaperFill] = []
@@ -647,5 +620,4 @@ def paper_match_resting(venue_code: str, symbol: str) -> int:
                 )
         _save_fills(fills)
         _save_balances(balances.values())
-        _drop_balance_cache_on_commit(pairs)
     return len(fills)

@@ -220,7 +220,7 @@ async def socket_close(socket: ReconnectingWebsocket, timeout_s: float = 5.0) ->
             await asyncio.wait_for(ws.close(), timeout_s)
     try:
         await asyncio.wait_for(socket.__aexit__(None, None, None), timeout_s)
-    except Exception as exc:  # the socket is abandoned either way
+    except Exception as exc:  # noqa: BLE001 (the socket is abandoned either way)
         logger.debug("closing a python-binance socket: %s: %s", type(exc).__name__, exc)
 
 

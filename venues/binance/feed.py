@@ -240,7 +240,7 @@ class BinanceFeed:
             return None
         if limiter is None or limiter is True:
             return lambda code: RateLimiter(code, "marketdata", max_wait_s=60.0)
-        return limiter  # type: ignore[no-any-return]
+        return limiter
 
     # --- the Feed protocol ---
 
@@ -392,7 +392,7 @@ class BinanceFeed:
                 reason = await self._watch(state, connection, socket)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 (any failure of the socket ends this connection; it is reopened)
                 reason = f"{type(exc).__name__}: {exc}"
             finally:
                 if socket is not None:
@@ -510,7 +510,7 @@ class BinanceFeed:
             except BinanceAPIException as exc:
                 delay = await self._rest_refused(state, exc)
                 logger.warning("%s: depth snapshot of %s refused: [%s] %s", code, symbol, exc.code, exc.message)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 (any failure of the snapshot is retried after a delay)
                 delay = getattr(exc, "retry_after_s", None)
                 logger.warning("%s: depth snapshot of %s failed: %s: %s", code, symbol, type(exc).__name__, exc)
             else:

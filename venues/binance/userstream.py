@@ -190,7 +190,7 @@ class UserDataStream:
                 reason = await self._pump(client, socket)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 (any failure of the socket ends this connection; it is reopened)
                 error = exc if isinstance(exc, VenueError) else self._classified(exc)
                 reason = f"{type(error).__name__}: {error}"
                 # A ban or a Retry-After: nothing may be sent before it has passed.
@@ -276,7 +276,7 @@ class UserDataStream:
             await asyncio.wait_for(client.ws_ping(), self.settings.ping_timeout_s)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 (an unanswered ping, however it fails, reopens the connection)
             logger.info("%s: WebSocket-API ping unanswered: %s: %s", self.label, type(exc).__name__, exc)
             return False
         self.stats["pings"] += 1

@@ -1,6 +1,6 @@
 """Measuring two venues' top of book against each other: lead-lag, deviations and dislocations.
 
-These figures calibrate the simulated venues (``marketdata.feeds.simulated``, ``docs/simulator.md``):
+These figures calibrate the simulated venues (``venues.simulated``, ``docs/simulator.md``):
 they are measured once on the recorded Binance captures, and again on the simulator's output with the
 same functions, so that a profile can be checked against what it claims.
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import orjson
+from django.conf import settings
 
 from venues.binance.parsing import MalformedFrame
 
@@ -33,8 +34,6 @@ class RecordedSnapshot(NamedTuple):
 
 
 def shared_data_dir() -> Path:
-    from django.conf import settings
-
     return Path(settings.SHARED_DATA_DIR)
 
 
