@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -284,3 +286,16 @@ def test_a_row_without_a_known_instrument_is_shown_at_eight_places_at_most(desk)
     assert len(captured) == 1
     assert [figure_set.text(known, n) for n in ("price", "qty", "fee")] == ["1.12", "0", "1 USDT"]
     assert [figure_set.text(unknown, n) for n in ("price", "qty", "fee")] == ["1.12345679", "0", "1.005"]
+
+
+@pytest.mark.django_db
+def test_a_user_who_may_only_view_sees_figures_not_inputs_inlines_included(client, desk):
+    viewer = get_user_model().objects.create_user(username="viewer", password="a-long-password-1", is_staff=True)
+    viewer.user_permissions.set(Permission.objects.filter(codename__in=["view_venue", "view_instrument"]))
+    client.force_login(viewer)
+
+    html = client.get(reverse("admin:marketdata_venue_change", args=[desk["b"].pk])).content.decode()
+
+    assert 'name="default_taker_fee"' not in html and 'name="instruments-0-taker_fee"' not in html
+    assert ">7.5 bps<" in html  # the venue's default taker fee, and its instruments' inline
+    assert 'class="field-taker_fee_shown"' in html
