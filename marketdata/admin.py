@@ -9,7 +9,9 @@ from django.core.validators import URLValidator
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from arbitragex.admin_display import FiguresAdminMixin
 from arbitragex.admin_utils import LargeTableAdmin
+from marketdata.admin_display import INSTRUMENT_FIGURES, KLINE_FIGURES, VENUE_FIGURES
 from marketdata.models import Instrument, Kline, Venue
 from venues.registry import family_get
 
@@ -30,8 +32,9 @@ class InstrumentSymbolFilter(admin.SimpleListFilter):
         return queryset.filter(symbol=value) if value else queryset
 
 
-class InstrumentInline(admin.TabularInline):
+class InstrumentInline(FiguresAdminMixin, admin.TabularInline):
     model = Instrument
+    figure_set = INSTRUMENT_FIGURES
     extra = 0
     fields = ["symbol", "enabled", "tick_size", "step_size", "min_qty", "min_notional", "taker_fee", "maker_fee"]
     show_change_link = True
@@ -57,10 +60,11 @@ class VenueForm(forms.ModelForm):
 
 
 @admin.register(Venue)
-class VenueAdmin(admin.ModelAdmin):
+class VenueAdmin(FiguresAdminMixin, admin.ModelAdmin):
     form = VenueForm
-    list_display = ["code", "name", "kind", "enabled", "last_event_at", "reconnect_count", "used_weight",
-                    "banned_until"]  # fmt: skip
+    figure_set = VENUE_FIGURES
+    list_display = ["code", "name", "kind", "enabled", "default_taker_fee", "default_maker_fee", "last_event_at",
+                    "reconnect_count", "used_weight", "banned_until"]  # fmt: skip
     list_filter = ["kind", "enabled", "testnet"]
     search_fields = ["code", "name"]
     readonly_fields = ["last_event_at", "reconnect_count", "used_weight", "banned_until", "created_at", "updated_at"]
@@ -89,7 +93,8 @@ class VenueAdmin(admin.ModelAdmin):
 
 
 @admin.register(Instrument)
-class InstrumentAdmin(admin.ModelAdmin):
+class InstrumentAdmin(FiguresAdminMixin, admin.ModelAdmin):
+    figure_set = INSTRUMENT_FIGURES
     list_display = ["symbol", "venue", "enabled", "status", "tick_size", "step_size", "min_qty", "min_notional",
                     "taker_fee", "maker_fee", "updated_at"]  # fmt: skip
     list_filter = ["venue", "enabled", "status", "quote_asset"]
@@ -99,7 +104,8 @@ class InstrumentAdmin(admin.ModelAdmin):
 
 
 @admin.register(Kline)
-class KlineAdmin(LargeTableAdmin):
+class KlineAdmin(FiguresAdminMixin, LargeTableAdmin):
+    figure_set = KLINE_FIGURES
     list_display = ["open_time", "venue", "symbol", "open", "high", "low", "close", "volume", "trades"]
     list_filter = ["venue", InstrumentSymbolFilter]
     search_fields = ["symbol"]

@@ -8,13 +8,16 @@ from django.shortcuts import redirect
 from django.urls import URLPattern, path, reverse
 
 from arbitragex.admin_confirm import action_confirmation, is_confirmed, operation_confirmation
+from arbitragex.admin_display import FiguresAdminMixin
 from risk import services
+from risk.admin_display import RISK_STATE_FIGURES
 from risk.breaker import TripReason
 from risk.models import GLOBAL_SCOPE, RiskState
 
 
 @admin.register(RiskState)
-class RiskStateAdmin(admin.ModelAdmin):
+class RiskStateAdmin(FiguresAdminMixin, admin.ModelAdmin):
+    figure_set = RISK_STATE_FIGURES
     list_display = ["account", "symbol", "current_equity", "peak_equity", "daily_pnl", "consecutive_losses",
                     "breaker_open", "breaker_until", "last_reset_date", "updated_at"]  # fmt: skip
     list_filter = ["breaker_open"]

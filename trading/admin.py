@@ -12,13 +12,16 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import URLPattern, path, reverse
-from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
 
 from arbitragex.admin_confirm import Button, action_confirmation, is_confirmed, operation_confirmation
+from arbitragex.admin_display import FiguresAdminMixin
+from arbitragex.admin_ledger import LedgerAdmin, ReadOnlyInline
 from arbitragex.admin_utils import LargeTableAdmin, ReadOnlyAdmin
 from arbitragex.errors import ApplicationError
 from arbitragex.money import fmt
 from marketdata.admin import InstrumentSymbolFilter
+from trading import admin_display as figures
 from trading import selectors, services
 from trading.enums import AccountMode, ExecutionStatus
 from trading.models import (
@@ -82,9 +85,9 @@ class ExchangeAccountForm(forms.ModelForm):
         return account
 
 
-class BalanceInline(admin.TabularInline):
+class BalanceInline(FiguresAdminMixin, ReadOnlyInline, admin.TabularInline):
     model = AccountBalance
-    extra = 0
+    figure_set = figures.BALANCE_FIGURES
     fields = ["asset", "free", "locked", "reserved", "synced_at", "updated_at"]
     readonly_fields = ["synced_at", "updated_at"]
 
@@ -117,7 +120,8 @@ class ExchangeAccountAdmin(admin.ModelAdmin):
 
 
 @admin.register(ArbitrageOpportunity)
-class ArbitrageOpportunityAdmin(LargeTableAdmin, ReadOnlyAdmin):
+class ArbitrageOpportunityAdmin(FiguresAdminMixin, LargeTableAdmin, ReadOnlyAdmin):
+    figure_set = figures.OPPORTUNITY_FIGURES
     list_display = ["detected_at", "symbol", "buy_venue", "sell_venue", "buy_price", "sell_price", "quantity",
                     "net_rate", "estimated_profit", "status", "reject_reason"]  # fmt: skip
     list_filter = ["status", InstrumentSymbolFilter, "buy_venue", "sell_venue"]
@@ -131,31 +135,23 @@ ORDER_FIELDS = ["client_order_id", "leg", "side", "type", "account", "price", "q
                 "filled_at"]  # fmt: skip
 
 
-class OrderInline(admin.TabularInline):
+class OrderInline(FiguresAdminMixin, ReadOnlyInline, admin.TabularInline):
     model = Order
-    extra = 0
+    figure_set = figures.ORDER_FIGURES
     fields = tuple(ORDER_FIELDS)
     readonly_fields = ORDER_FIELDS
-    can_delete = False
     show_change_link = True
-
-    def has_add_permission(self, request: Any, obj: Any = None) -> bool:
-        return False
 
 
 FILL_FIELDS = ["trade_id", "price", "qty", "quote_qty", "commission", "commission_asset", "commission_quote",
                "is_maker", "filled_at"]  # fmt: skip
 
 
-class FillInline(admin.TabularInline):
+class FillInline(FiguresAdminMixin, ReadOnlyInline, admin.TabularInline):
     model = Fill
-    extra = 0
+    figure_set = figures.FILL_FIGURES
     fields = tuple(FILL_FIELDS)
     readonly_fields = FILL_FIELDS
-    can_delete = False
-
-    def has_add_permission(self, request: Any, obj: Any = None) -> bool:
-        return False
 
 
 EXECUTION_READONLY = [
@@ -169,7 +165,8 @@ EXECUTION_READONLY = [
 
 
 @admin.register(TradeExecution)
-class TradeExecutionAdmin(LargeTableAdmin):
+class TradeExecutionAdmin(FiguresAdminMixin, LedgerAdmin, LargeTableAdmin):
+    figure_set = figures.EXECUTION_FIGURES
     list_display = ["started_at", "symbol", "buy_venue", "sell_venue", "quantity", "expected_profit",
                     "actual_profit", "status", "completed_at"]  # fmt: skip
     list_filter = ["status", InstrumentSymbolFilter, "buy_venue", "sell_venue", "is_manual"]
@@ -270,36 +267,14 @@ class TradeExecutionAdmin(LargeTableAdmin):
         except ApplicationError:
             return None
 
-    def has_add_permission(self, request: Any) -> bool:
-        # Executions are created through the risk-checked services (API or opportunity handler).
-        return False
-
-    def has_delete_permission(self, request: Any, obj: Any = None) -> bool:
-        return False
-
     @admin.display(description="fills")
-    def fills_table(self, obj: TradeExecution) -> str:
-        fills = Fill.objects.filter(order__execution=obj).select_related("order").order_by("filled_at", "id")
-        if not fills:
-            return "—"
-        rows = format_html_join(
-            "",
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} {}</td><td>{}</td></tr>",
-            (
-                (f.order.client_order_id, f.order.side, f.trade_id, f.price, f.qty, f.commission,
-                 f.commission_asset, f.filled_at)
-                for f in fills
-            ),
-        )  # fmt: skip
-        return format_html(
-            "<table><tr><th>order</th><th>side</th><th>trade</th><th>price</th><th>qty</th><th>fee</th>"
-            "<th>at</th></tr>{}</table>",
-            rows,
-        )
+    def fills_table(self, obj: TradeExecution) -> str | SafeString:
+        return figures.fills_table(obj)
 
 
 @admin.register(Order)
-class OrderAdmin(LargeTableAdmin):
+class OrderAdmin(FiguresAdminMixin, LedgerAdmin, LargeTableAdmin):
+    figure_set = figures.ORDER_FIGURES
     list_display = ["created_at", "client_order_id", "symbol", "side", "leg", "venue", "price", "quantity",
                     "filled_qty", "status"]  # fmt: skip
     list_filter = ["status", "side", "leg", "venue", InstrumentSymbolFilter]
@@ -310,12 +285,6 @@ class OrderAdmin(LargeTableAdmin):
                        "last_update_ms", "error_code", "place_attempts", "created_at", "updated_at"]  # fmt: skip
     inlines = [FillInline]
     actions = ["resync_orders"]
-
-    def has_add_permission(self, request: Any) -> bool:
-        return False
-
-    def has_delete_permission(self, request: Any, obj: Any = None) -> bool:
-        return False
 
     @admin.action(description="Resync the selected orders from their venues", permissions=["change"])
     def resync_orders(self, request: HttpRequest, queryset: QuerySet[Order]) -> HttpResponse | None:
@@ -390,7 +359,8 @@ class OrderAdmin(LargeTableAdmin):
 
 
 @admin.register(Fill)
-class FillAdmin(LargeTableAdmin, ReadOnlyAdmin):
+class FillAdmin(FiguresAdminMixin, LargeTableAdmin, ReadOnlyAdmin):
+    figure_set = figures.FILL_FIGURES
     list_display = ["filled_at", "order", "trade_id", "price", "qty", "commission", "commission_asset", "is_maker"]
     search_fields = ["=trade_id", "=order__client_order_id"]
     date_hierarchy = "filled_at"
@@ -398,7 +368,8 @@ class FillAdmin(LargeTableAdmin, ReadOnlyAdmin):
 
 
 @admin.register(AccountBalance)
-class AccountBalanceAdmin(admin.ModelAdmin):
+class AccountBalanceAdmin(FiguresAdminMixin, LedgerAdmin):
+    figure_set = figures.BALANCE_FIGURES
     list_display = ["account", "asset", "free", "locked", "reserved", "synced_at", "updated_at"]
     list_filter = ["account", "asset"]
     search_fields = ["asset", "account__name"]
@@ -447,7 +418,8 @@ class AccountBalanceAdmin(admin.ModelAdmin):
 
 
 @admin.register(Incident)
-class IncidentAdmin(LargeTableAdmin, ReadOnlyAdmin):
+class IncidentAdmin(FiguresAdminMixin, LargeTableAdmin, ReadOnlyAdmin):
+    figure_set = figures.INCIDENT_FIGURES
     list_display = ["detected_at", "kind", "account", "symbol", "asset", "local_value", "venue_value", "drift",
                     "resolved_at"]  # fmt: skip
     list_filter = ["kind", "account"]
@@ -456,8 +428,10 @@ class IncidentAdmin(LargeTableAdmin, ReadOnlyAdmin):
 
 
 @admin.register(ExecutionDayRollup)
-class ExecutionDayRollupAdmin(LargeTableAdmin, ReadOnlyAdmin):
+class ExecutionDayRollupAdmin(FiguresAdminMixin, LargeTableAdmin, ReadOnlyAdmin):
     """Derived figures (``trading.rollup``): rewritten by the statistics rollup job, never by hand."""
+
+    figure_set = figures.ROLLUP_FIGURES
 
     list_display = ["day", "symbol", "total", "completed", "failed", "settled", "wins", "expected_profit",
                     "actual_profit", "fees_quote", "computed_at"]  # fmt: skip
@@ -465,20 +439,18 @@ class ExecutionDayRollupAdmin(LargeTableAdmin, ReadOnlyAdmin):
     date_hierarchy = "day"
 
 
-class PaperFillInline(admin.TabularInline):
+class PaperFillInline(FiguresAdminMixin, ReadOnlyInline, admin.TabularInline):
     model = PaperFill
+    figure_set = figures.PAPER_FILL_FIGURES
     fields = ("id", "price", "qty", "commission", "commission_asset", "is_maker", "time_ms")
     readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request: Any, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(PaperOrder)
-class PaperOrderAdmin(LargeTableAdmin, ReadOnlyAdmin):
+class PaperOrderAdmin(FiguresAdminMixin, LargeTableAdmin, ReadOnlyAdmin):
     """The paper venue's own records: written by the paper gateway only."""
+
+    figure_set = figures.PAPER_ORDER_FIGURES
 
     list_display = ["id", "client_order_id", "account", "symbol", "side", "type", "time_in_force", "price",
                     "quantity", "filled_qty", "locked", "status"]  # fmt: skip

@@ -4,7 +4,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
-from arbitragex import crypto
+from arbitragex import crypto, display
 from arbitragex.fields import MoneyField
 from marketdata.models import Venue
 from trading.client_ids import uuid7
@@ -88,7 +88,7 @@ class ArbitrageOpportunity(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.symbol} {self.buy_venue_id}->{self.sell_venue_id} {self.net_rate:.6f}"
+        return f"{self.symbol} {self.buy_venue_id}->{self.sell_venue_id} {display.bps(self.net_rate)}"
 
 
 class TradeExecution(models.Model):

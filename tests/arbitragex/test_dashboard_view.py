@@ -12,6 +12,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.staticfiles import finders
 from django.urls import reverse
 
+from arbitragex import display
 from tests.factories import InstrumentFactory, VenueFactory
 
 STATIC = ("arbitragex/dashboard.js", "arbitragex/dashboard.css", "arbitragex/admin_operations.css")
@@ -56,6 +57,9 @@ def test_the_page_gets_the_enabled_symbols_venue_codes_and_api_routes(admin_clie
     assert config["api"]["statistics"] == "/api/v1/executions/statistics/"
     assert config["api"]["breaker_open"] == "/api/v1/risk/breaker/open/"
     assert config["api"]["config"] == "/api/v1/config/"
+    assert config["api"]["instruments"] == "/api/v1/instruments/"  # tick and step sizes, assets
+    assert config["display"] == {"max_places": 8, "money_places_fiat": 2, "money_places_coin": 8,
+                                 "usd_like": sorted(display.USD_LIKE_ASSETS)}  # fmt: skip
     html = response.content.decode()
     assert '<script id="dashboard-config" type="application/json">' in html
     assert f'src="{settings.STATIC_URL}arbitragex/dashboard.js"' in html

@@ -173,6 +173,17 @@ def log_in(page: Any, path: str, username: str) -> None:
     page.wait_for_url(f"**{path}")
 
 
+def screenshot_if_asked(page: Any, name: str) -> None:
+    """With ``ARBX_WRITE_SCREENSHOT=1``, rewrite ``docs/<name>`` with the whole page as it is now (after
+    the change highlights have faded): the README's pictures come from these tests' data."""
+    if os.environ.get("ARBX_WRITE_SCREENSHOT") != "1":
+        return
+    page.wait_for_timeout(1200)  # the highlights' CSS animation; nothing to wait for but time
+    path = Path(settings.BASE_DIR) / "docs" / name
+    path.parent.mkdir(exist_ok=True)
+    page.screenshot(path=str(path), full_page=True)
+
+
 def run_in_thread(fn: Any, *args: Any, **kwargs: Any) -> Any:
     """Call ``fn`` on another thread: this one has Playwright's event loop, and async_to_sync (the
     channel layer) refuses to run next to a running loop."""

@@ -7,10 +7,12 @@
  * session. When the socket drops, the page says so (top bar and banner), reconnects with exponential
  * backoff and jitter, and reloads the REST state once the feed is back.
  *
- * Money: every price, quantity and profit is shown as the decimal string the server sent. Sums and
- * differences (spreads, cumulative PnL) are computed exactly on scaled BigInts, and digits are only
- * ever cut for display with string operations, never rounded through floats. Floats are used for one
- * thing: the pixel position of a point on the chart.
+ * Numbers: the server sends exact decimal strings; the page computes on them exactly (scaled BigInts:
+ * spreads, cumulative PnL) and rounds only what it shows, half-even, on the same integers, as the
+ * server's arbitragex.display does: prices at the instrument's tick size, quantities at its step size
+ * (both from GET instruments/), money at its asset's precision (2 places for USD-like assets, 8 for
+ * coins), spreads and rates in basis points to 2 places, never trailing zeros. A shown figure keeps the
+ * exact value as its tooltip. Floats are used for one thing: the pixel position of a point on the chart.
  */
 (function () {
   "use strict";
@@ -57,6 +59,51 @@
     return { n: x - y, scale };
   }
 
+  // The same value with the fewest decimals ("0.01000000" -> 0.01).
+  function decNormalize(d) {
+    let { n, scale } = d;
+    while (scale > 0 && n % 10n === 0n) {
+      n /= 10n;
+      scale -= 1;
+    }
+    return { n, scale };
+  }
+
+  // The integer quotient x / y rounded half-even (to the nearest; a tie to the even one).
+  function divRoundHalfEven(x, y) {
+    if (y < 0n) {
+      x = -x;
+      y = -y;
+    }
+    let q = x / y; // truncated toward zero
+    const r = x - q * y;
+    const twice = (r < 0n ? -r : r) * 2n;
+    if (twice > y || (twice === y && q % 2n !== 0n)) q += x < 0n ? -1n : 1n;
+    return q;
+  }
+
+  // Round to at most `places` decimals, half-even.
+  function decRound(d, places) {
+    if (d.scale <= places) return d;
+    return { n: divRoundHalfEven(d.n, 10n ** BigInt(d.scale - places)), scale: places };
+  }
+
+  // a / b rounded half-even to `places` decimals (exact: on the integers, never through a float).
+  function decDivRound(a, b, places) {
+    if (b.n === 0n) return null;
+    return { n: divRoundHalfEven(a.n * 10n ** BigInt(b.scale + places), b.n * 10n ** BigInt(a.scale)), scale: places };
+  }
+
+  // The nearest multiple of `step` (a tick or step size), half-even, shown with the step's decimals; a
+  // step finer than MAX_PLACES, or none, rounds to MAX_PLACES decimals.
+  function decToStep(d, step) {
+    if (!step || step.n <= 0n) return decRound(d, MAX_PLACES);
+    const unit = decNormalize(step);
+    if (unit.scale > MAX_PLACES) return decRound(d, MAX_PLACES);
+    const [x, y] = decAlign(d, unit);
+    return { n: divRoundHalfEven(x, y) * unit.n, scale: unit.scale };
+  }
+
   function decCmp(a, b) {
     const [x, y] = decAlign(a, b);
     return x < y ? -1 : x > y ? 1 : 0;
@@ -66,14 +113,6 @@
   function decShift(d, places) {
     const scale = d.scale - places;
     return scale >= 0 ? { n: d.n, scale } : { n: d.n * 10n ** BigInt(-scale), scale: 0 };
-  }
-
-  // a / b with `places` digits, truncated toward zero.
-  function decDiv(a, b, places) {
-    if (b.n === 0n) return null;
-    const numerator = a.n * 10n ** BigInt(b.scale + places);
-    const denominator = b.n * 10n ** BigInt(a.scale);
-    return { n: numerator / denominator, scale: places };
   }
 
   function decString(d) {
@@ -89,13 +128,81 @@
     return negative && digits !== "0" ? `-${digits}` : digits;
   }
 
-  // Cut a decimal string to at most `places` fractional digits (no rounding): "61828.5712" -> "61828.57".
-  function cut(text, places) {
+  // ---------------------------------------------------------------------------------------------
+  // Figures as a person reads them (arbitragex.display): at the instrument's increments, the asset's
+  // precision, in bps; "—" for no value, the text as sent when it is not a decimal.
+  // ---------------------------------------------------------------------------------------------
+
+  const MAX_PLACES = cfg.display.max_places;
+  const USD_LIKE = new Set(cfg.display.usd_like);
+  const instruments = new Map(); // "venue|symbol" -> {tick, step, base, quote}
+  const symbolAssets = new Map(); // symbol -> {base, quote}
+  let deskAsset = null; // the quote asset every instrument shares, if they share one
+
+  function instrumentOf(venue, symbol) {
+    return instruments.get(`${venue}|${symbol}`) || null;
+  }
+
+  function quoteAssetOf(symbol) {
+    const assets = symbolAssets.get(symbol);
+    return assets ? assets.quote : null;
+  }
+
+  function shown(text, format) {
     if (text === null || text === undefined || text === "") return "—";
-    const s = String(text);
-    const dot = s.indexOf(".");
-    if (dot < 0 || places === undefined || s.length - dot - 1 <= places) return s;
-    return places === 0 ? s.slice(0, dot) : s.slice(0, dot + 1 + places);
+    const d = decParse(text);
+    return d === null ? String(text) : decString(format(d));
+  }
+
+  function showPrice(text, venue, symbol) {
+    const instrument = instrumentOf(venue, symbol);
+    return shown(text, (d) => decToStep(d, instrument && instrument.tick));
+  }
+
+  function showQty(text, venue, symbol) {
+    const instrument = instrumentOf(venue, symbol);
+    return shown(text, (d) => decToStep(d, instrument && instrument.step));
+  }
+
+  function moneyPlaces(asset) {
+    return asset && USD_LIKE.has(String(asset).toUpperCase()) ? cfg.display.money_places_fiat : cfg.display.money_places_coin;
+  }
+
+  // An amount of `asset` at its precision (8 places at most when the asset is not known), without a unit.
+  function showMoney(text, asset) {
+    return shown(text, (d) => decRound(d, asset ? moneyPlaces(asset) : MAX_PLACES));
+  }
+
+  // A rate (0.0012 is 12 bps) in basis points to 2 places.
+  function showBps(text) {
+    return shown(text, (d) => decRound(decShift(d, 4), 2));
+  }
+
+  // A ratio (0 to 1) in percent to 2 places.
+  function showPercent(text) {
+    return shown(text, (d) => decRound(decShift(d, 2), 2));
+  }
+
+  function unit(asset) {
+    return asset ? ` ${asset}` : "";
+  }
+
+  async function instrumentsLoad() {
+    const rows = await api(cfg.api.instruments);
+    instruments.clear();
+    symbolAssets.clear();
+    const quoteAssets = new Set();
+    for (const row of rows) {
+      instruments.set(`${row.venue}|${row.symbol}`, {
+        tick: decParse(row.tick_size),
+        step: decParse(row.step_size),
+        base: row.base_asset,
+        quote: row.quote_asset,
+      });
+      if (!symbolAssets.has(row.symbol)) symbolAssets.set(row.symbol, { base: row.base_asset, quote: row.quote_asset });
+      quoteAssets.add(row.quote_asset);
+    }
+    deskAsset = quoteAssets.size === 1 ? [...quoteAssets][0] : null;
   }
 
   function signOf(text) {
@@ -137,8 +244,10 @@
     if (hadValue) flash(node);
   }
 
-  function money(node, text, places) {
-    setCell(node, cut(text, places === undefined ? 8 : places), text);
+  // A profit or loss: its shown figure, the exact value as the tooltip, coloured by its sign.
+  function pnlCell(node, text, asset, withUnit) {
+    const figure = showMoney(text, asset);
+    setCell(node, figure === "—" || !withUnit ? figure : `${figure}${unit(asset)}`, text);
     node.classList.toggle("pos", signOf(text) > 0);
     node.classList.toggle("neg", signOf(text) < 0);
   }
@@ -270,13 +379,15 @@
       receivedAt,
     });
     const { cells } = quoteRow(quote.symbol, quote.venue);
-    setCell(cells.bid, quote.bid);
-    setCell(cells.bid_qty, cut(quote.bid_qty, 6), quote.bid_qty);
-    setCell(cells.ask, quote.ask);
-    setCell(cells.ask_qty, cut(quote.ask_qty, 6), quote.ask_qty);
+    const { venue, symbol } = quote;
+    setCell(cells.bid, showPrice(quote.bid, venue, symbol), quote.bid);
+    setCell(cells.bid_qty, showQty(quote.bid_qty, venue, symbol), quote.bid_qty);
+    setCell(cells.ask, showPrice(quote.ask, venue, symbol), quote.ask);
+    setCell(cells.ask_qty, showQty(quote.ask_qty, venue, symbol), quote.ask_qty);
     const bid = decParse(quote.bid);
     const ask = decParse(quote.ask);
-    setCell(cells.venue_spread, bid && ask ? decString(decSub(ask, bid)) : "—");
+    const venueSpread = bid && ask ? decString(decSub(ask, bid)) : null;
+    setCell(cells.venue_spread, showPrice(venueSpread, venue, symbol), venueSpread);
     spreadUpdate(quote.symbol);
     ageUpdate();
   }
@@ -300,13 +411,19 @@
       return;
     }
     const gross = decSub(bestBid.value, bestAsk.value);
-    const rate = decDiv(decShift(gross, 4), bestAsk.value, 2); // basis points of the ask
+    const rate = decDivRound(decShift(gross, 4), bestAsk.value, 2); // basis points of the ask, half-even
     const positive = gross.n > 0n;
+    // A difference of two prices: at the finer of the two venues' ticks (it is exact there).
+    const ticks = [instrumentOf(bestAsk.venue, symbol), instrumentOf(bestBid.venue, symbol)].map((i) => (i && i.tick ? decNormalize(i.tick).scale : MAX_PLACES));
+    const grossShown = decString(decRound(gross, Math.min(MAX_PLACES, Math.max(...ticks))));
     spread.append(
-      el("span", { text: ` buy ${bestAsk.venue} @ ${bestAsk.text} → sell ${bestBid.venue} @ ${bestBid.text}: ` }),
+      el("span", {
+        text: ` buy ${bestAsk.venue} @ ${showPrice(bestAsk.text, bestAsk.venue, symbol)} → sell ${bestBid.venue} @ ${showPrice(bestBid.text, bestBid.venue, symbol)}: `,
+      }),
       el("strong", {
         className: `spread-value ${positive ? "pos" : "neg"}`,
-        text: `${decString(gross)} (${decString(rate)} bps gross)`,
+        text: `${grossShown} (${decString(rate)} bps gross)`,
+        title: `${decString(gross)} (${decString(decDivRound(decShift(gross, 4), bestAsk.value, 8))} bps)`,
       }),
     );
   }
@@ -343,14 +460,18 @@
 
   function opportunityShow(o, { live }) {
     const tbody = $("#opps-table tbody");
-    const net = decParse(o.net_rate);
+    const quote = quoteAssetOf(o.symbol);
     const cells = [
       el("td", { text: utcTime(o.ts !== undefined ? o.ts : o.detected_at) }),
       el("td", { text: o.symbol }),
-      el("td", { text: `${o.buy_venue} ${o.buy_price} → ${o.sell_venue} ${o.sell_price}` }),
-      el("td", { className: "num", text: cut(o.quantity, 6), title: o.quantity }),
-      el("td", { className: `num ${signOf(o.net_rate) >= 0 ? "pos" : "neg"}`, text: net ? decString(decShift(net, 4)) : "—" }),
-      el("td", { className: "num", text: cut(o.estimated_profit, 6), title: o.estimated_profit }),
+      el("td", {
+        className: "route",
+        text: `${o.buy_venue} ${showPrice(o.buy_price, o.buy_venue, o.symbol)} → ${o.sell_venue} ${showPrice(o.sell_price, o.sell_venue, o.symbol)}`,
+        title: `${o.buy_price} → ${o.sell_price}`,
+      }),
+      el("td", { className: "num qty", text: showQty(o.quantity, o.buy_venue, o.symbol), title: o.quantity }),
+      el("td", { className: `num net ${signOf(o.net_rate) >= 0 ? "pos" : "neg"}`, text: showBps(o.net_rate), title: o.net_rate }),
+      el("td", { className: "num profit", text: showMoney(o.estimated_profit, quote), title: o.estimated_profit }),
       el(
         "td",
         { title: o.reject_reason || null },
@@ -406,16 +527,18 @@
     setCell(entry.cells.started, d.started_at ? utcDateTime(d.started_at) : "—");
     setCell(entry.cells.symbol, d.symbol || "—");
     setCell(entry.cells.route, `${d.buy_venue || "?"} → ${d.sell_venue || "?"}`);
-    setCell(entry.cells.quantity, cut(d.quantity, 6), d.quantity);
-    money(entry.cells.expected, d.expected_profit, 6);
-    money(entry.cells.actual, d.actual_profit, 6);
+    const quote = d.quote_asset || quoteAssetOf(d.symbol);
+    setCell(entry.cells.quantity, showQty(d.quantity, d.buy_venue, d.symbol), d.quantity);
+    pnlCell(entry.cells.expected, d.expected_profit, quote, false);
+    pnlCell(entry.cells.actual, d.actual_profit, quote, false);
     const status = d.status || "?";
     const badge = entry.cells.status.firstChild;
     if (!badge || badge.textContent !== status) {
       entry.cells.status.replaceChildren(el("span", { className: `badge s-${status.toLowerCase()}`, text: status }));
       if (badge) flash(entry.cells.status);
     }
-    const legs = [...entry.legs.values()].map((o) => `${o.side || o.leg} ${o.status}${o.filled_qty ? ` ${cut(o.filled_qty, 6)}` : ""}`);
+    const legVenue = (o) => (o.leg === "S" || o.side === "SELL" ? d.sell_venue : d.buy_venue);
+    const legs = [...entry.legs.values()].map((o) => `${o.side || o.leg} ${o.status}${o.filled_qty ? ` ${showQty(o.filled_qty, legVenue(o), d.symbol)}` : ""}`);
     setCell(entry.cells.legs, legs.join(" · "));
   }
 
@@ -576,7 +699,7 @@
         if (Math.abs(y(Number(p.value)) - zeroY) < 14) continue;
         chart.append(
           svg("line", { x1: pad.left, x2: width - pad.right, y1: y(Number(p.value)), y2: y(Number(p.value)), class: "grid" }),
-          svg("text", { x: pad.left - 8, y: y(Number(p.value)) + 4, class: "axis", "text-anchor": "end" }, cut(p.value, 4)),
+          svg("text", { x: pad.left - 8, y: y(Number(p.value)) + 4, class: "axis", "text-anchor": "end" }, showMoney(p.value, deskAsset)),
         );
       }
     }
@@ -599,12 +722,12 @@
     if (series.length <= 200) {
       for (const p of series) {
         const dot = svg("circle", { cx: x(p.t).toFixed(1), cy: y(Number(p.value)).toFixed(1), r: "3", class: "pnl-point" });
-        dot.append(svg("title", {}, `${utcDateTime(p.t)} UTC ${p.label || ""}: ${p.delta} → ${p.value}`));
+        dot.append(svg("title", {}, `${utcDateTime(p.t)} UTC ${p.label || ""}: ${showMoney(p.delta, deskAsset)} → ${showMoney(p.value, deskAsset)}${unit(deskAsset)}`));
         chart.append(dot);
       }
     }
     chart.append(
-      svg("text", { x: width - pad.right + 8, y: Number(previousY) + 4, class: `last ${positive ? "pos" : "neg"}` }, cut(last ? last.value : "0", 6)),
+      svg("text", { x: width - pad.right + 8, y: Number(previousY) + 4, class: `last ${positive ? "pos" : "neg"}` }, showMoney(last ? last.value : "0", deskAsset)),
       svg("text", { x: pad.left, y: height - 8, class: "axis" }, `${utcDateTime(t0).slice(0, 16)} UTC`),
       svg("text", { x: width - pad.right, y: height - 8, class: "axis", "text-anchor": "end" }, "now"),
     );
@@ -618,11 +741,12 @@
     const summary = $("#pnl-summary");
     summary.replaceChildren(
       el("span", { text: "Total " }),
-      el("strong", { className: positive ? "pos" : "neg", text: last ? last.value : "0", id: "pnl-total" }),
+      el("strong", { className: positive ? "pos" : "neg", text: showMoney(last ? last.value : "0", deskAsset), title: last ? last.value : "0", id: "pnl-total" }),
+      el("span", { className: "unit", text: unit(deskAsset) }),
       el("span", { className: "muted", text: ` · ${series.length} ${pnlSeries.perExecution ? "settled execution" : "day"}${series.length === 1 ? "" : "s"}` }),
       el("span", { className: "muted", text: ` · ${statistics.total} started, ${statistics.completed} completed, ${statistics.failed} failed` }),
-      el("span", { className: "muted", text: statistics.win_rate !== null ? ` · win rate ${cut(decString(decShift(decParse(statistics.win_rate), 2)), 1)} %` : "" }),
-      el("span", { className: "muted", text: ` · fees ${cut(statistics.total_fees, 6)}` }),
+      el("span", { className: "muted", text: statistics.win_rate !== null ? ` · win rate ${showPercent(statistics.win_rate)} %` : "" }),
+      el("span", { className: "muted", text: ` · fees ${showMoney(statistics.total_fees, deskAsset)}${unit(deskAsset)}` }),
     );
   }
 
@@ -642,10 +766,10 @@
       setCell(cells[0], row.venue);
       setCell(cells[1], row.account);
       setCell(cells[2], row.asset);
-      setCell(cells[3], cut(row.free, 8), row.free);
-      setCell(cells[4], cut(row.locked, 8), row.locked);
-      setCell(cells[5], cut(row.reserved, 8), row.reserved);
-      setCell(cells[6], cut(row.available, 8), row.available);
+      setCell(cells[3], showMoney(row.free, row.asset), row.free);
+      setCell(cells[4], showMoney(row.locked, row.asset), row.locked);
+      setCell(cells[5], showMoney(row.reserved, row.asset), row.reserved);
+      setCell(cells[6], showMoney(row.available, row.asset), row.available);
       return tr;
     });
     tbody.replaceChildren(...fresh);
@@ -682,8 +806,9 @@
       if (desk.breaker_until) note += `, until ${utcDateTime(desk.breaker_until)} UTC`;
     }
     $("#breaker-note").textContent = note;
-    money($("#risk-daily-pnl"), desk ? desk.daily_pnl : null, 6);
-    setCell($("#risk-equity"), desk ? cut(desk.current_equity, 2) : "—", desk ? desk.current_equity : null);
+    pnlCell($("#risk-daily-pnl"), desk ? desk.daily_pnl : null, deskAsset, true);
+    const equity = desk ? showMoney(desk.current_equity, deskAsset) : "—";
+    setCell($("#risk-equity"), equity === "—" ? equity : `${equity}${unit(deskAsset)}`, desk ? desk.current_equity : null);
     setCell($("#risk-losses"), desk ? String(desk.consecutive_losses) : "—");
     setCell($("#risk-others"), others.length ? others.join(", ") : "none");
 
@@ -894,6 +1019,7 @@
 
   function refreshAll() {
     for (const [name, load] of [
+      ["instruments", instrumentsLoad],
       ["quotes", quotesLoad],
       ["executions", executionsLoad],
       ["opportunities", opportunitiesLoad],
@@ -905,9 +1031,12 @@
     }
   }
 
-  function start() {
+  async function start() {
     if (!cfg.symbols.length) $("#quotes-empty").textContent = "No enabled instrument: add one in the admin.";
     controlsSetUp();
+    // The increments and assets every figure is shown with, before the first figure; without them
+    // (the request failed), figures are shown to 8 places until the next full refresh.
+    await instrumentsLoad().catch((error) => notice(`instruments: ${error.message}`, "error"));
     quotesLoad().catch((error) => notice(`quotes: ${error.message}`, "error"));
     every(5000, "risk", riskLoad);
     every(15000, "balances", balancesLoad);
@@ -930,7 +1059,10 @@
     connect();
   }
 
-  window.arbxDashboard = { feed, feedDrop, refreshAll, cut, decString, decParse };
+  window.arbxDashboard = {
+    feed, feedDrop, refreshAll, decString, decParse, decRound, decToStep, decDivRound,
+    showPrice, showQty, showMoney, showBps, showPercent,
+  };
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
   else start();
