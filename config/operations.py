@@ -13,8 +13,10 @@ from decimal import Decimal
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
+from arbitragex import display
 from arbitragex.money import ZERO
 from arbitragex.services import config_values
+from marketdata.admin_display import instrument_figures
 from marketdata.models import Venue
 from risk.breaker import breaker_active
 from risk.models import GLOBAL_SCOPE, RiskState
@@ -44,6 +46,15 @@ class VenueHealth:
 class OperationsOverview:
     day: date
     pnl_today: Decimal
+    pnl_asset: str
+    """The quote asset every instrument shares ("" when they do not): today's PnL is a sum in it."""
+
+    @property
+    def pnl_today_display(self) -> str:
+        if self.pnl_asset:
+            return display.money(self.pnl_today, self.pnl_asset)
+        return display.money(self.pnl_today, "", with_asset=False)
+
     completed_today: int
     open_executions: int
     trading_enabled: bool
@@ -99,9 +110,11 @@ def operations_overview(*, now: datetime | None = None) -> OperationsOverview:
             "code", "name", "enabled", "last_event_at", "reconnect_count", "used_weight", "banned_until"
         )
     ]
+    desk_asset = instrument_figures({(None, "")}).get((None, ""))
     return OperationsOverview(
         day=day,
         pnl_today=today["pnl"] if today["pnl"] is not None else ZERO,
+        pnl_asset=desk_asset.quote_asset if desk_asset is not None else "",
         completed_today=today["completed"] or 0,
         open_executions=open_executions,
         trading_enabled=bool(config_values()["trading_enabled"]),

@@ -22,6 +22,7 @@ from risk.models import GLOBAL_SCOPE, RiskState
 from tests.factories import (
     AccountBalanceFactory,
     ExchangeAccountFactory,
+    InstrumentFactory,
     OrderFactory,
     RiskStateFactory,
     TradeExecutionFactory,
@@ -473,12 +474,14 @@ def test_the_overview_figures(day_of_trading):
     banned = VenueFactory(code="zz-banned", last_event_at=day_of_trading - timedelta(seconds=2), used_weight=1180,
                           banned_until=day_of_trading + timedelta(minutes=2))  # fmt: skip
     config_set(key="trading_enabled", value=False)
+    InstrumentFactory(venue=quiet, symbol="BTCUSDT")  # every instrument quoted in USDT: the desk's asset
 
     overview = operations_overview(now=day_of_trading)
 
     expected = D("0.200000000000000001")
     assert overview.day == date(2024, 8, 8)
     assert overview.pnl_today == expected
+    assert overview.pnl_today_display == "0.2 USDT"  # the exact sum, shown to the cent
     assert overview.completed_today == 4
     assert overview.open_executions == 2
     assert overview.trading_enabled is False
@@ -499,7 +502,7 @@ def test_the_overview_takes_a_fixed_number_of_queries(day_of_trading, django_ass
         RiskStateFactory(account=str(100 + n), breaker_open=True)
     config_get("trading_enabled")  # the runtime config comes from the cache
 
-    with django_assert_max_num_queries(4):
+    with django_assert_max_num_queries(5):  # today's figures, open executions, breakers, venues, desk asset
         operations_overview(now=day_of_trading)
 
 
