@@ -25,6 +25,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     if _servers is not None:
+        from arbitragex import metrics
+
+        metrics.flush()  # now, while the servers are up (not at exit, after they stopped)
         _servers.release()
 
 
