@@ -7,12 +7,11 @@ terminal, enqueues the execution's settlement after commit. Updates may arrive i
 more than once: the state machine only moves forward, and fills are de-duplicated by trade id (and
 by the ``(order, trade_id)`` unique constraint behind it).
 
-Each fill's commission is valued in the quote asset when the fill is recorded, at the rate of that
-moment (``commission_rate_to_quote``): the quote asset at 1, the base asset at the fill's price, a
-third asset (BNB) at the mid of its cached quote against the quote asset. When no quote is cached,
-the last rate recorded for that asset is used, then ``settings.COMMISSION_RATE_FALLBACKS``; either
-fallback is written to the audit log. With no rate at all the fill keeps a null rate, and
-finalisation parks the execution for an operator rather than guess.
+Each fill's commission is valued in the quote asset when the fill is recorded (``trading.commissions``).
+
+A venue order under our client order id that is not the one we recorded (a late duplicate, an order we
+expired that reached the venue after all) is adopted as an order of its own (``order_adopt``), never
+absorbed into ours.
 """
 
 from __future__ import annotations
@@ -21,18 +20,15 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal, localcontext
+from decimal import localcontext
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from arbitragex.errors import ApplicationError, ErrorCode
-from arbitragex.money import MONEY_CONTEXT, ONE, ZERO, fmt, to_decimal, to_storage
-from arbitragex.services import audit_record
-from marketdata import cache as quote_cache
+from arbitragex.money import MONEY_CONTEXT, ZERO, fmt, to_storage
 from marketdata.klines import ms_to_datetime
-from marketdata.models import Venue
+from trading.commissions import fill_commission_value
 from trading.effects import execution_cache_drop_on_commit, order_published_on_commit, settlement_due_on_commit
 from trading.enums import (
     EXECUTION_OPEN_STATUSES,
@@ -44,7 +40,6 @@ from trading.enums import (
 from trading.execution_state import execution_reopen_for_attention
 from trading.locks import order_lock, orders_lock
 from trading.models import Fill, Incident, Order, TradeExecution
-from trading.pnl import FillRecord, fee_in_quote
 from trading.selectors import orders_by_execution
 from trading.signals import incident_raised
 from trading.state_machine import (
@@ -122,57 +117,6 @@ def _status_update(order: Order, status: OrderStatus, source: UpdateSource) -> O
         update_time_ms=None,
         source=source,
     )
-
-
-# --- commission valuation ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Rate:
-    value: Decimal | None
-    source: str
-
-
-def _mid(venue_code: str, symbol: str) -> Decimal | None:
-    quote = quote_cache.quote_get(venue_code, symbol)
-    if quote is None or quote.bid <= 0 or quote.ask <= 0:
-        return None
-    with localcontext(MONEY_CONTEXT):
-        return (quote.bid + quote.ask) / 2
-
-
-def commission_rate(*, asset: str, order: Order, price: Decimal) -> _Rate:
-    """The price of ``asset`` in the execution's quote asset, now, and where it came from."""
-    execution = order.execution
-    asset = asset.upper()
-    if asset == execution.quote_asset.upper():
-        return _Rate(ONE, "quote asset")
-    if asset == execution.base_asset.upper():
-        return _Rate(price, "fill price")
-    pair = f"{asset}{execution.quote_asset.upper()}"
-    rate = _mid(order.venue.code, pair)
-    if rate is not None:
-        return _Rate(rate, f"cached quote {pair} on {order.venue.code}")
-    for code in Venue.objects.filter(enabled=True).exclude(pk=order.venue_id).values_list("code", flat=True):
-        rate = _mid(code, pair)
-        if rate is not None:
-            return _Rate(rate, f"cached quote {pair} on {code}")
-    last = (
-        Fill.objects.filter(
-            commission_asset__iexact=asset,
-            order__execution__quote_asset=execution.quote_asset,
-            commission_rate_to_quote__isnull=False,
-        )
-        .order_by("-filled_at", "-pk")
-        .values_list("commission_rate_to_quote", flat=True)
-        .first()
-    )
-    if last is not None:
-        return _Rate(last, "fallback: last recorded rate")
-    configured = settings.COMMISSION_RATE_FALLBACKS.get(pair)
-    if configured is not None:
-        return _Rate(to_decimal(str(configured), field=pair), "fallback: settings.COMMISSION_RATE_FALLBACKS")
-    return _Rate(None, "unavailable")
 
 
 # --- applying one update to a locked order ----------------------------------------------------------------
@@ -269,32 +213,17 @@ def order_update_prepare(
 
 
 def _fill_row(order: Order, fill: VenueFill, now: datetime) -> Fill:
-    execution = order.execution
-    rate = commission_rate(asset=fill.commission_asset or execution.quote_asset, order=order, price=fill.price)
     with localcontext(MONEY_CONTEXT):
         quote_qty = fill.price * fill.qty
-    commission_quote = ZERO
-    if fill.commission:
-        record = FillRecord(
-            side=order.side,  # type: ignore[arg-type]
-            price=fill.price,
-            qty=fill.qty,
-            quote_qty=quote_qty,
-            commission=fill.commission,
-            commission_asset=fill.commission_asset,
-            commission_rate_to_quote=rate.value,
-        )
-        if rate.value is not None:
-            commission_quote = fee_in_quote(record, execution.base_asset, execution.quote_asset)
-        if rate.source.startswith(("fallback", "unavailable")):
-            logger.warning("commission of %s trade %s in %s: %s", order, fill.trade_id, fill.commission_asset, rate)
-            audit_record(
-                action="fill.commission_rate",
-                target=f"{order.client_order_id}#{fill.trade_id}",
-                actor_label="trading",
-                new={"asset": fill.commission_asset, "rate": fmt(rate.value), "source": rate.source},
-                note="No current quote for the commission asset at fill time.",
-            )
+    valued = fill_commission_value(
+        order=order,
+        trade_id=fill.trade_id,
+        price=fill.price,
+        qty=fill.qty,
+        quote_qty=quote_qty,
+        commission=fill.commission,
+        commission_asset=fill.commission_asset,
+    )
     return Fill(
         order=order,
         trade_id=fill.trade_id,
@@ -303,8 +232,8 @@ def _fill_row(order: Order, fill: VenueFill, now: datetime) -> Fill:
         quote_qty=to_storage(quote_qty),
         commission=fill.commission,
         commission_asset=fill.commission_asset,
-        commission_rate_to_quote=to_storage(rate.value) if rate.value is not None else None,
-        commission_quote=to_storage(commission_quote),
+        commission_rate_to_quote=to_storage(valued.rate) if valued.rate is not None else None,
+        commission_quote=to_storage(valued.in_quote),
         is_maker=fill.is_maker,
         filled_at=ms_to_datetime(fill.time_ms) if fill.time_ms else now,
     )
