@@ -32,11 +32,10 @@ from django.core.cache import cache
 from arbitragex.errors import ApplicationError, ErrorCode
 from arbitragex.money import to_storage
 from marketdata.models import Instrument
-from tests.chaos.processes import ManagedProcess, platform_environment, userstream_process
 from tests.concurrency import run_together
 from tests.fakevenue import fixtures as fakevenue_fixtures
 from tests.fakevenue.models import Order as VenueOrder
-from tests.processes import the_test_database_url
+from tests.processes import ManagedProcess, suite_platform_environment, the_test_database_url, userstream_process
 from tests.trading import test_lifecycle_worker as lifecycle_worker
 from tests.trading.binance_lifecycle_support import (
     BUY_ASK,
@@ -95,7 +94,7 @@ def user_data_stream(transactional_db, tmp_path) -> Iterator[Callable[[], Manage
     started: list[ManagedProcess] = []
 
     def start() -> ManagedProcess:
-        process = userstream_process(platform_environment(the_test_database_url()), tmp_path)
+        process = userstream_process(suite_platform_environment(the_test_database_url()), tmp_path)
         process.start()
         started.append(process)
         return process
