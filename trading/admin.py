@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -198,19 +199,38 @@ class TradeExecutionAdmin(FiguresAdminMixin, LedgerAdmin, LargeTableAdmin):
                 ],
             )
         reason = f"admin: cancelled by {request.user.get_username()}"
-        cancelled, refused = [], []
+        self._each(
+            request,
+            queryset,
+            lambda e: services.execution_cancel(execution_id=str(e.pk), actor=request.user, reason=reason),
+            done="Cancel sent for {n}",
+            refused="Not cancelled",
+        )
+        return None
+
+    def _each(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[TradeExecution],
+        call: Callable[[TradeExecution], object],
+        *,
+        done: str,
+        refused: str,
+    ) -> None:
+        """Call a service for each selected execution, oldest first; report what it did (``done``, with ``{n}``)
+        and what it refused."""
+        succeeded, failed = [], []
         for execution in queryset.order_by("started_at", "id"):
             try:
-                services.execution_cancel(execution_id=str(execution.pk), actor=request.user, reason=reason)
+                call(execution)
             except ApplicationError as exc:
-                refused.append(f"{execution.symbol} {execution.pk}: {exc.message}")
+                failed.append(f"{execution.symbol} {execution.pk}: {exc.message}")
             else:
-                cancelled.append(f"{execution.symbol} {execution.pk}")
-        if cancelled:
-            self.message_user(request, f"Cancel sent for {len(cancelled)}: {'; '.join(cancelled)}.", messages.SUCCESS)
-        if refused:
-            self.message_user(request, f"Not cancelled ({len(refused)}): {'; '.join(refused)}", messages.ERROR)
-        return None
+                succeeded.append(f"{execution.symbol} {execution.pk}")
+        if succeeded:
+            self.message_user(request, f"{done.format(n=len(succeeded))}: {'; '.join(succeeded)}.", messages.SUCCESS)
+        if failed:
+            self.message_user(request, f"{refused} ({len(failed)}): {'; '.join(failed)}", messages.ERROR)
 
     def _resolve(self, request: HttpRequest, queryset: QuerySet[TradeExecution], status: str) -> HttpResponse | None:
         action = f"resolve_{status.lower()}"
@@ -232,18 +252,13 @@ class TradeExecutionAdmin(FiguresAdminMixin, LedgerAdmin, LargeTableAdmin):
                 ],
             )
         note = f"admin: resolved by {request.user.get_username()}"
-        resolved, refused = [], []
-        for execution in queryset.order_by("started_at", "id"):
-            try:
-                services.execution_resolve(execution_id=str(execution.pk), status=status, actor=request.user, note=note)
-            except ApplicationError as exc:
-                refused.append(f"{execution.symbol} {execution.pk}: {exc.message}")
-            else:
-                resolved.append(f"{execution.symbol} {execution.pk}")
-        if resolved:
-            self.message_user(request, f"Resolved as {status}: {'; '.join(resolved)}.", messages.SUCCESS)
-        if refused:
-            self.message_user(request, f"Not resolved ({len(refused)}): {'; '.join(refused)}", messages.ERROR)
+        self._each(
+            request,
+            queryset,
+            lambda e: services.execution_resolve(execution_id=str(e.pk), status=status, actor=request.user, note=note),
+            done="Resolved {n} as " + status,
+            refused="Not resolved",
+        )
         return None
 
     @admin.action(description="Resolve as COMPLETED (needing attention, checked at the venues)", permissions=["change"])

@@ -30,7 +30,7 @@ from tests.factories import (
 )
 from trading import services as trading_services
 from trading.enums import AccountMode, ExecutionStatus, OrderLeg, OrderSide, OrderStatus
-from trading.models import AccountBalance, Fill, Order
+from trading.models import AccountBalance, Fill, Order, TradeExecution
 from venues.gateway import BalanceReport, FillReport, Gateway, OrderReport
 
 D = Decimal
@@ -560,3 +560,22 @@ def test_staff_without_change_permissions_see_the_panel_without_the_controls(cli
     assert 'id="kill-switch-toggle"' not in html
     assert 'id="breaker-toggle"' not in html
     assert 'id="reconcile-run"' not in html
+
+
+def test_resolving_asks_then_resolves_each_parked_execution_and_reports_the_others(admin_client, admin_user):
+    now = timezone.now()
+    parked = TradeExecutionFactory(status=ExecutionStatus.NEEDS_ATTENTION, started_at=now - timedelta(seconds=5))
+    running = TradeExecutionFactory(status=ExecutionStatus.EXECUTING, started_at=now)
+
+    page = run_action(admin_client, "trading_tradeexecution", "resolve_unwound", [parked, running], confirmed=False)
+    assert_confirmation_page(page, "Mark these executions UNWOUND, with the figures recorded?")
+    assert TradeExecution.objects.get(pk=parked.pk).status == ExecutionStatus.NEEDS_ATTENTION
+
+    done = run_action(admin_client, "trading_tradeexecution", "resolve_unwound", [parked, running], confirmed=True)
+
+    assert TradeExecution.objects.get(pk=parked.pk).status == ExecutionStatus.UNWOUND
+    assert TradeExecution.objects.get(pk=running.pk).status == ExecutionStatus.EXECUTING
+    shown = messages_of(admin_client.get(done["Location"]))
+    assert any(f"Resolved 1 as UNWOUND: BTCUSDT {parked.id}" in m for m in shown)
+    assert any(f"Not resolved (1): BTCUSDT {running.id}" in m for m in shown)
+    assert only_audit("execution.resolve").actor == admin_user
