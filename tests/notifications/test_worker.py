@@ -75,6 +75,12 @@ def test_a_message_to_a_receiver_that_is_down_is_retried_by_the_worker_until_it_
 
         (message,) = receiver.wait_for(1, timeout=DELIVERED_WITHIN_S)
         assert message.title == "Breaker tripped (global/*): while the hook is down"
+        # The receiver has the message before the worker records the attempt that sent it.
+        wait_until(
+            lambda: Delivery.objects.filter(status=Delivery.Status.SENT).exists(),
+            DELIVERED_WITHIN_S,
+            "the delivery recorded as sent",
+        )
         delivery = Delivery.objects.get()
         assert delivery.status == Delivery.Status.SENT and delivery.attempts >= 2, worker.log()
     finally:
