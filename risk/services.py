@@ -1,5 +1,5 @@
 """Writes of risk state. Each change locks the row, applies the pure arithmetic of ``risk.breaker``,
-saves, writes an audit row where an operator acted, and drops the cache after commit."""
+saves, writes an audit row where an operator acted, and refreshes the cache after commit."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from arbitragex.services import audit_record, config_values
 from risk import breaker, signals
 from risk.breaker import BreakerThresholds, RiskFigures, TripReason
 from risk.models import GLOBAL_SCOPE, RiskState
-from risk.selectors import figures_from_row, risk_cache_key
+from risk.selectors import figures_from_row, risk_cache_key, risk_figures_cache_refresh
 
 _FIGURE_FIELDS = [f.name for f in dataclass_fields(RiskFigures)]
 
@@ -45,9 +45,20 @@ def _save(row: RiskState, figures: RiskFigures, *extra_fields: str) -> RiskState
         value = getattr(figures, name)
         setattr(row, name, to_storage(value) if isinstance(value, Decimal) else value)
     row.save(update_fields=[*_FIGURE_FIELDS, *extra_fields, "updated_at"])
-    key = risk_cache_key(row.account, row.symbol)
-    transaction.on_commit(lambda: cache.delete(key))
+    _cache_refresh_on_commit(row)
     return row
+
+
+def _cache_refresh_on_commit(row: RiskState) -> None:
+    key = risk_cache_key(row.account, row.symbol)
+
+    def refresh() -> None:
+        try:
+            risk_figures_cache_refresh(row)
+        except Exception:  # noqa: BLE001 (Redis away: the entry is dropped or expires, and the next read goes to the database)
+            cache.delete(key)
+
+    transaction.on_commit(refresh, robust=True)
 
 
 @transaction.atomic
@@ -61,8 +72,7 @@ def risk_state_upsert(
     if state_data is not None:
         row.state_data = state_data
     row.save()
-    key = risk_cache_key(account, symbol)
-    transaction.on_commit(lambda: cache.delete(key))
+    _cache_refresh_on_commit(row)
     return row
 
 

@@ -273,7 +273,9 @@ def test_a_scope_without_state_is_cached_too(django_assert_num_queries):
     ],
     ids=["upsert", "equity", "record_trade", "open", "close", "daily_reset"],
 )
-def test_every_risk_write_drops_the_cached_state_on_commit(write, django_capture_on_commit_callbacks):
+def test_every_risk_write_refreshes_the_cached_state_on_commit(
+    write, django_capture_on_commit_callbacks, django_assert_num_queries
+):
     RiskStateFactory(account=GLOBAL_SCOPE, initial_equity=D("1000"), daily_pnl=D("-3"), consecutive_losses=1)
     before = selectors.risk_figures_get()
 
@@ -283,8 +285,23 @@ def test_every_risk_write_drops_the_cached_state_on_commit(write, django_capture
     for callback in callbacks:
         callback()
 
-    assert cache.get(selectors.risk_cache_key(GLOBAL_SCOPE, "")) is None
-    assert selectors.risk_figures_get() != before
+    with django_assert_num_queries(0):  # the next opportunity reads the new figures from the cache
+        after = selectors.risk_figures_get()
+    assert after != before
+    assert after == selectors.figures_from_row(RiskState.objects.get(account=GLOBAL_SCOPE, symbol=""))
+
+
+@pytest.mark.django_db
+def test_a_refresh_never_replaces_newer_cached_figures_with_older_ones():
+    row = RiskStateFactory(account=GLOBAL_SCOPE, initial_equity=D("1000"))
+    older = RiskState.objects.get(pk=row.pk)  # as a slower process committed it, before the next save
+    services.breaker_open(reason="newer")  # committed later: its figures are cached
+    newer = selectors.risk_figures_get()
+    assert newer is not None and newer.breaker_open
+
+    selectors.risk_figures_cache_refresh(older)  # the slower process's refresh arrives last
+
+    assert selectors.risk_figures_get() == newer
 
 
 @pytest.mark.django_db
