@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -14,6 +17,8 @@ from arbitragex.errors import ApplicationError
 from arbitragex.models import AuditLog, SystemConfig
 
 logger = logging.getLogger(__name__)
+
+_snapshot: ContextVar[dict[str, Any] | None] = ContextVar("config_snapshot", default=None)
 
 
 def audit_record(
@@ -45,7 +50,30 @@ def _parse_or_default(name: str, raw: Any) -> Any:
 
 
 def config_values() -> dict[str, Any]:
-    """Every typed config value: stored ones over the registry defaults, cached until a save."""
+    """Every typed config value: stored ones over the registry defaults, cached until a save.
+
+    Inside ``config_snapshot()`` the values read first are served again, without a cache round trip.
+    """
+    snapshot = _snapshot.get()
+    if snapshot is not None:
+        if not snapshot:
+            snapshot.update(_config_values_read())
+        return dict(snapshot)
+    return _config_values_read()
+
+
+@contextmanager
+def config_snapshot() -> Iterator[None]:
+    """One reading of the config for a unit of work (an opportunity from detection to its orders): read
+    once on first use, the same values throughout, and one decision never mixes two configs."""
+    token = _snapshot.set({})
+    try:
+        yield
+    finally:
+        _snapshot.reset(token)
+
+
+def _config_values_read() -> dict[str, Any]:
     raw_values = cache.get(config.CACHE_KEY)
     if raw_values is None:
         stored = dict(SystemConfig.objects.values_list("key", "value"))

@@ -25,7 +25,7 @@ from django.dispatch import receiver
 from arbitragex import metrics
 from arbitragex.errors import ApplicationError, ErrorCode
 from arbitragex.money import to_storage
-from arbitragex.services import config_values
+from arbitragex.services import config_snapshot, config_values
 from marketdata.klines import ms_to_datetime
 from marketdata.models import Venue
 from marketdata.stream.handoff import HandlerResult
@@ -101,6 +101,11 @@ def _mark(opportunity: ArbitrageOpportunity, status: str, code: int | None = Non
 
 def opportunity_handle(detected: DetectedOpportunity) -> HandlerResult:
     """Record a detected opportunity and, with ``auto_execute`` on, try to execute it."""
+    with config_snapshot():  # the config is read once per opportunity, on its way to the venue
+        return _handle(detected)
+
+
+def _handle(detected: DetectedOpportunity) -> HandlerResult:
     # One INSERT, committed on its own (autocommit): recorded whatever happens next.
     opportunity = opportunity_record(detected=detected)
     metrics.opportunities_detected.labels(symbol=detected.symbol).inc()

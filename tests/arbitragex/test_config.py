@@ -11,7 +11,7 @@ from django.urls import reverse
 from arbitragex import config
 from arbitragex.errors import ApplicationError, ErrorCode
 from arbitragex.models import AuditLog, SystemConfig
-from arbitragex.services import config_get, config_seed_defaults, config_set, config_values
+from arbitragex.services import config_get, config_seed_defaults, config_set, config_snapshot, config_values
 
 D = Decimal
 
@@ -317,3 +317,36 @@ def test_the_admin_key_cannot_be_changed_on_an_existing_row(admin_client):
     row.refresh_from_db()
     assert (row.key, row.value) == ("max_open_executions", 9)
     assert SystemConfig.objects.get(key="leg_failure_policy").value == "unwind"
+
+
+@pytest.mark.django_db
+def test_inside_a_snapshot_the_config_is_read_once_and_stays_the_same(django_capture_on_commit_callbacks):
+    config_set(key="max_open_executions", value=7)
+    cache.delete(config.CACHE_KEY)
+
+    with config_snapshot():
+        first = config_values()
+        with django_capture_on_commit_callbacks(execute=True):
+            config_set(key="max_open_executions", value=9)  # as another process would, meanwhile
+        assert config_values()["max_open_executions"] == first["max_open_executions"] == 7
+        config_values()["max_open_executions"] = 0  # a caller's copy: the snapshot is not changed by it
+        assert config_values()["max_open_executions"] == 7
+
+    assert config_values()["max_open_executions"] == 9  # outside, every read sees the latest
+
+
+@pytest.mark.django_db
+def test_a_snapshot_reads_the_cache_once(django_assert_num_queries, monkeypatch):
+    config_values()  # the cache is warm
+    calls = []
+    original = cache.get
+
+    def counting_get(key, *args, **kwargs):
+        calls.append(key)
+        return original(key, *args, **kwargs)
+
+    monkeypatch.setattr(cache, "get", counting_get)
+    with config_snapshot(), django_assert_num_queries(0):
+        for _ in range(3):
+            config_values()
+    assert calls.count(config.CACHE_KEY) == 1
