@@ -141,6 +141,16 @@ REGISTRY: dict[str, ConfigKey] = {
                   "Balance drift (in the asset) above which reconciliation trips the breaker.", D("0"), D("1000000")),
         ConfigKey("opportunity_expiry_s", "int", 60, "Detected opportunities older than this are expired.", 1, 86400),
         ConfigKey("paper_fill_latency_ms", "int", 0, "Simulated venue latency of the paper gateway.", 0, 60000),
+        ConfigKey("paper_book", "choice", "live",
+                  "The book paper orders fill against. live: the book as the stream holds it when the order "
+                  "arrives (asked of the stream when the cached one is older than paper_book_max_age_ms), and "
+                  "our own fills take its liquidity until the venue's next update. cached: whatever the cache "
+                  "holds, never consumed (the behaviour before 2026-12, kept as a benchmark baseline).",
+                  choices=("live", "cached")),
+        ConfigKey("paper_book_max_age_ms", "int", 5,
+                  "A cached book younger than this is used as it is; an older one is asked of the stream.", 0, 1000),
+        ConfigKey("paper_book_wait_ms", "int", 50,
+                  "How long a paper order waits for the stream's live book before it is refused unplaced.", 1, 5000),
         ConfigKey("statistics_rollup_delay_s", "int", 86400,
                   "A UTC day's final executions are rolled up for the statistics this long after the day ended.",
                   0, 2592000),

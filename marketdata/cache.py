@@ -9,10 +9,18 @@ Values are JSON with decimals as strings, written and read only through this mod
 Redis connection (one pipelined round trip for a whole batch), under the cache's key prefix so
 they live beside the other cache keys. An expired key is simply absent, so a quote past its TTL is
 never served as current.
+
+A book snapshot carries ``as_of_ms``: when it was taken from the stream's live book. The stream writes
+changed books every flush (100 ms); a reader that needs the book as it is now (the paper venue, at an
+order's arrival) asks the stream for it with ``book_request``: a message on the venue's channel
+``md:book-requests:{venue}``, which the stream process serving that venue answers by writing the
+snapshot of its live book and pushing it to the reader's reply list, within a millisecond or two.
 """
 
 from __future__ import annotations
 
+import time
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +35,7 @@ from venues.types import BookLevel, DepthSnapshot, Quote
 
 QUOTE_TTL_MS = 5_000
 BOOK_TTL_MS = 1_000
+REPLY_TTL_MS = 1_000
 
 
 def _key(kind: str, venue: str, symbol: str) -> str:
@@ -78,12 +87,27 @@ def quotes_put(quotes: Iterable[Quote]) -> int:
     return count
 
 
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def book_entry(snapshot: dict[str, Any], as_of_ms: int) -> bytes:
+    """The cached form of an ``OrderBook.snapshot()`` taken at ``as_of_ms``."""
+    return orjson.dumps({**snapshot, "as_of_ms": as_of_ms})
+
+
+def book_set(pipe: Any, snapshot: dict[str, Any], as_of_ms: int) -> None:
+    """Queue the write of one snapshot on a Redis pipeline."""
+    pipe.set(_key("book", snapshot["venue"], snapshot["symbol"]), book_entry(snapshot, as_of_ms), px=BOOK_TTL_MS)
+
+
 def books_put(snapshots: Iterable[dict[str, Any]]) -> int:
-    """Write many ``OrderBook.snapshot()`` dicts in one round trip."""
+    """Write many ``OrderBook.snapshot()`` dicts in one round trip, taken now (or at their ``as_of_ms``)."""
     pipe = _redis().pipeline(transaction=False)
     count = 0
+    now = _now_ms()
     for snapshot in snapshots:
-        pipe.set(_key("book", snapshot["venue"], snapshot["symbol"]), orjson.dumps(snapshot), px=BOOK_TTL_MS)
+        book_set(pipe, snapshot, int(snapshot.get("as_of_ms") or now))
         count += 1
     if count:
         pipe.execute()
@@ -118,11 +142,29 @@ def quotes_for_symbol(symbol: str, venues: Iterable[str]) -> dict[str, CachedQuo
     return result
 
 
+@dataclass(frozen=True, slots=True)
+class CachedBook:
+    book: OrderBook
+    as_of_ms: int
+    """When the snapshot was taken from the stream's live book (our clock)."""
+
+    def age_ms(self, now_ms: int) -> int:
+        return max(0, now_ms - self.as_of_ms)
+
+
 def book_get(venue: str, symbol: str) -> OrderBook | None:
     """The cached book snapshot rebuilt as an OrderBook (for the paper gateway to walk), or None."""
+    cached = cached_book_get(venue, symbol)
+    return cached.book if cached is not None else None
+
+
+def cached_book_get(venue: str, symbol: str) -> CachedBook | None:
+    """The cached book snapshot and when it was taken, or None."""
     raw = _redis().get(_key("book", venue, symbol))
-    if raw is None:
-        return None
+    return _cached_book(venue, symbol, raw) if raw is not None else None
+
+
+def _cached_book(venue: str, symbol: str, raw: bytes) -> CachedBook:
     data = orjson.loads(raw)
     book = OrderBook(venue, symbol)
     book.apply_snapshot(
@@ -136,7 +178,48 @@ def book_get(venue: str, symbol: str) -> OrderBook | None:
             received_ts_ms=int(data.get("received_ts_ms") or 0),
         )
     )
-    return book
+    return CachedBook(book=book, as_of_ms=int(data.get("as_of_ms") or data.get("received_ts_ms") or 0))
+
+
+# --- the live book, on request -------------------------------------------------------------------------
+
+
+def book_requests_channel(venue: str) -> str:
+    return f"{settings.KEY_PREFIX}:md:book-requests:{venue}"
+
+
+@dataclass(frozen=True, slots=True)
+class BookAnswer:
+    served: bool
+    """A stream process serves this venue (it received the request)."""
+    cached: CachedBook | None
+    """Its live book, taken after the request arrived; None when it has none or did not answer in time."""
+
+
+def book_request(venue: str, symbol: str, *, wait_ms: int) -> BookAnswer:
+    """Ask the stream process serving ``venue`` for the live book of ``symbol``, waiting up to ``wait_ms``."""
+    redis = _redis()
+    reply = f"{_key('book-reply', venue, symbol)}:{uuid.uuid4().hex}"
+    request = orjson.dumps({"venue": venue, "symbol": symbol, "reply": reply})
+    if not redis.publish(book_requests_channel(venue), request):
+        return BookAnswer(served=False, cached=None)
+    answer = redis.blpop([reply], timeout=max(wait_ms, 1) / 1000)
+    if answer is None or answer[1] == b"":
+        return BookAnswer(served=True, cached=None)
+    return BookAnswer(served=True, cached=_cached_book(venue, symbol, answer[1]))
+
+
+def book_reply(reply: str, snapshot: dict[str, Any] | None, as_of_ms: int) -> None:
+    """The stream's answer to ``book_request``: the snapshot cached and pushed to the reader (an empty
+    answer when the stream has no book for it), in one round trip."""
+    pipe = _redis().pipeline(transaction=False)
+    if snapshot is not None:
+        book_set(pipe, snapshot, as_of_ms)
+        pipe.rpush(reply, book_entry(snapshot, as_of_ms))
+    else:
+        pipe.rpush(reply, b"")
+    pipe.pexpire(reply, REPLY_TTL_MS)
+    pipe.execute()
 
 
 def quotes_clear(venue: str, symbol: str) -> None:
@@ -146,9 +229,17 @@ def quotes_clear(venue: str, symbol: str) -> None:
 __all__ = [
     "BOOK_TTL_MS",
     "QUOTE_TTL_MS",
+    "BookAnswer",
+    "CachedBook",
     "CachedQuote",
+    "book_entry",
     "book_get",
+    "book_reply",
+    "book_request",
+    "book_requests_channel",
+    "book_set",
     "books_put",
+    "cached_book_get",
     "quote_get",
     "quotes_clear",
     "quotes_for_symbol",

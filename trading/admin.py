@@ -145,7 +145,7 @@ class OrderInline(FiguresAdminMixin, ReadOnlyInline, admin.TabularInline):
 
 
 FILL_FIELDS = ["trade_id", "price", "qty", "quote_qty", "commission", "commission_asset", "commission_quote",
-               "is_maker", "filled_at"]  # fmt: skip
+               "is_maker", "filled_at", "book_age_ms"]  # fmt: skip
 
 
 class FillInline(FiguresAdminMixin, ReadOnlyInline, admin.TabularInline):

@@ -9,7 +9,9 @@ them). Within a level, rows are locked in primary-key order.
    first.
 2. **Its orders** (``order_lock``, ``orders_lock``, ``orders_claim_for_sync``). ``order_lock`` takes
    the execution first, so an update from the user stream and a settlement never cross.
-3. **Account balances** (``balances_lock``, ``account_balances_lock``): reservations at creation,
+3. **A paper venue's book** (``paper_book_lock``, a transaction-level advisory lock per venue and
+   symbol): a paper taker order holds it while it takes the liquidity earlier fills left.
+   **Account balances** (``balances_lock``, ``account_balances_lock``): reservations at creation,
    releases at settlement, the balance sync and the paper venue's fills.
 4. **Paper venue orders** (``paper_orders_lock``), after the balances they move.
 5. **Incidents** and **instruments**, which nothing above waits for.
@@ -20,10 +22,12 @@ services, in transactions of their own, never inside one of these.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Iterable
 from typing import Any
 
+from django.db import connection
 from django.db.models import Q, QuerySet
 
 from arbitragex.errors import NotFoundError
@@ -40,6 +44,7 @@ __all__ = [
     "order_lock",
     "orders_claim_for_sync",
     "orders_lock",
+    "paper_book_lock",
     "paper_orders_lock",
 ]
 
@@ -115,3 +120,10 @@ def instruments_lock(venue_id: int) -> dict[str, Instrument]:
     """Level 5: lock a venue's instruments; symbol -> instrument."""
     rows = Instrument.objects.select_for_update().filter(venue_id=venue_id).order_by("pk")
     return {row.symbol: row for row in rows}
+
+
+def paper_book_lock(venue_id: int, symbol: str) -> None:
+    """Level 3, before the balances: one paper taker at a time on a venue's book, until commit."""
+    key = int.from_bytes(hashlib.blake2b(f"paper-book:{venue_id}:{symbol}".encode(), digest_size=8).digest(), "big")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key - (1 << 63)])  # a signed 64-bit key

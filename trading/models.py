@@ -240,6 +240,9 @@ class Fill(models.Model):
     commission_quote = MoneyField(default=0)
     is_maker = models.BooleanField(default=False)
     filled_at = models.DateTimeField()
+    book_age_ms = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Paper venue: how old the book this fill met was (ms); empty from real venues."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -374,6 +377,7 @@ class PaperFill(models.Model):
     commission_asset = models.CharField(max_length=16)
     is_maker = models.BooleanField(default=False)
     time_ms = models.BigIntegerField()
+    book_age_ms = models.PositiveIntegerField(null=True, blank=True, help_text="Age of the book met (ms).")
 
     class Meta:
         ordering = ["id"]

@@ -102,6 +102,7 @@ def update_from_report(report: OrderReport, source: UpdateSource) -> OrderUpdate
                 commission_asset=fill.commission_asset,
                 is_maker=fill.is_maker,
                 time_ms=fill.time_ms,
+                book_age_ms=fill.book_age_ms,
             )
             for fill in report.fills
         ),
@@ -236,6 +237,7 @@ def _fill_row(order: Order, fill: VenueFill, now: datetime) -> Fill:
         commission_quote=to_storage(valued.in_quote),
         is_maker=fill.is_maker,
         filled_at=ms_to_datetime(fill.time_ms) if fill.time_ms else now,
+        book_age_ms=fill.book_age_ms,
     )
 
 

@@ -69,6 +69,7 @@ class VenueFill:
     commission_asset: str
     is_maker: bool
     time_ms: int | None = None
+    book_age_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -110,6 +110,8 @@ class FillReport:
     commission_asset: str
     is_maker: bool = False
     time_ms: int | None = None
+    book_age_ms: int | None = None
+    """A simulated venue's: how old the book this fill met was when the order arrived (None from a real venue)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -411,6 +411,13 @@ class Pipeline:
         self._dirty_books.clear()
         return snapshots
 
+    def book_snapshot(self, venue: str, symbol: str) -> dict[str, Any] | None:
+        """The live book of a key as it is now (``OrderBook.snapshot``), or None when it has none."""
+        book = self.books.get((venue, symbol))
+        if book is None or book.quote() is None:
+            return None
+        return book.snapshot(self.book_depth)
+
     def take_active_venues(self) -> set[str]:
         self._collect()
         active, self._active_venues = self._active_venues, set()

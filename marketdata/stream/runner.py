@@ -10,7 +10,9 @@ Tasks on one asyncio loop:
   the handler runs on its own thread, so database latency never stalls ingestion; each outcome is
   then fanned out as an ``opportunity`` message;
 - housekeeping: runtime config and instrument specs are reloaded every few seconds, venue health
-  (``Venue.last_event_at``) is written, and closed one-minute candles are stored in bulk.
+  (``Venue.last_event_at``) is written, and closed one-minute candles are stored in bulk;
+- book requests (``marketdata.cache.book_request``): a thread listens on the venues' request channels and
+  each request is answered on the loop with the live book as it is then (the paper venue's fills).
 
 Everything that touches the database or the sync Redis client runs on a worker thread. ``stop()``
 (SIGTERM/SIGINT in the command) ends the feeds, flushes what is pending, lets the handler finish its
@@ -32,7 +34,6 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-import orjson
 from django.db import close_old_connections, connections
 from django.utils import timezone
 
@@ -41,6 +42,7 @@ from marketdata import cache
 from marketdata.detection import DetectionConfig
 from marketdata.fanout import envelope, symbol_group
 from marketdata.klines import Candle
+from marketdata.stream.book_requests import BookRequestListener
 from marketdata.stream.handoff import HandlerResult, OpportunityHandler, opportunity_payload
 from marketdata.stream.pipeline import Pipeline, quote_payload
 from marketdata.types import DetectedOpportunity
@@ -75,6 +77,7 @@ class StreamSettings:
     feed_restart_min_s: float = 1.0
     feed_restart_max_s: float = 30.0
     shutdown_timeout_s: float = 10.0
+    serve_book_requests: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,12 +117,9 @@ class CacheWriter:
         pipe = cache._redis().pipeline(transaction=False)
         for quote in quotes:
             pipe.set(cache._key("quote", quote.venue, quote.symbol), cache.quote_to_json(quote), px=cache.QUOTE_TTL_MS)
+        now_ms = time.time_ns() // 1_000_000
         for snapshot in books:
-            pipe.set(
-                cache._key("book", snapshot["venue"], snapshot["symbol"]),
-                orjson.dumps(snapshot),
-                px=cache.BOOK_TTL_MS,
-            )
+            cache.book_set(pipe, snapshot, now_ms)
         if quotes or books:
             pipe.execute()
             self.round_trips += 1
@@ -209,6 +209,7 @@ class StreamRunner:
         self._flush_lock: asyncio.Lock | None = None
         self._background: set[asyncio.Task[None]] = set()
         self._due: dict[str, float] = {}
+        self._book_requests: BookRequestListener | None = None
 
     # --- lifecycle ---
 
@@ -236,6 +237,11 @@ class StreamRunner:
                 asyncio.create_task(self._handler_loop(), name="handler"),
                 asyncio.create_task(self._housekeeping_loop(), name="housekeeping"),
             ]
+            if self.settings.serve_book_requests and self.pipeline.venues:
+                self._book_requests = BookRequestListener(
+                    self.pipeline.venues, lambda data: loop.call_soon_threadsafe(self._book_requested, data)
+                )
+                self._book_requests.start()
             if self.duration_s is not None:
                 loop.call_later(self.duration_s, self.stop)
             # Runs until stopped, or until every feed has ended (finite replays).
@@ -250,6 +256,8 @@ class StreamRunner:
             if self.handle_signals:
                 for signum in (signal.SIGTERM, signal.SIGINT):
                     loop.remove_signal_handler(signum)
+            if self._book_requests is not None:
+                self._book_requests.stop()
             await self._close_threads()
         return StreamReport(
             started_at=started_at,
@@ -425,6 +433,29 @@ class StreamRunner:
             if self.counters["fanout_errors"] % 100 == 1:
                 logger.warning("fan-out to %s failed (%d so far): %s: %s", group, self.counters["fanout_errors"],
                                type(exc).__name__, exc)  # fmt: skip
+
+    # --- book requests ---
+
+    def _book_requested(self, data: bytes) -> None:
+        """Answer one ``book_request`` with the live book as it is now (on the loop: the books are its own)."""
+        request = BookRequestListener.parse(data)
+        if request is None:
+            self.counters["book_requests_malformed"] = self.counters.get("book_requests_malformed", 0) + 1
+            return
+        venue, symbol, reply = request
+        snapshot = self.pipeline.book_snapshot(venue, symbol)
+        as_of_ms = time.time_ns() // 1_000_000
+        task = asyncio.get_running_loop().create_task(self._book_reply(reply, snapshot, as_of_ms))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _book_reply(self, reply: str, snapshot: dict[str, Any] | None, as_of_ms: int) -> None:
+        try:
+            await self._in_thread(self._cache_pool, cache.book_reply, reply, snapshot, as_of_ms)
+            self.counters["book_requests_served"] = self.counters.get("book_requests_served", 0) + 1
+        except Exception as exc:  # noqa: BLE001 (Redis away: the reader times out and refuses the order, which is not placed)
+            self.counters["cache_errors"] += 1
+            logger.warning("book request answer failed: %s: %s", type(exc).__name__, exc)
 
     # --- flushing ---
 

@@ -83,6 +83,7 @@ def test_both_legs_are_placed_and_their_fills_recorded(desk, execution):
         assert order.exchange_order_id
         assert order.submitted_at <= order.acknowledged_at
         assert order.fills.count() == 1
+        assert order.fills.get().book_age_ms is not None  # the paper venue says how old the book it met was
     buy, sell = legs(execution)[OrderLeg.BUY], legs(execution)[OrderLeg.SELL]
     assert (buy.avg_price, buy.cumulative_quote, buy.fee_quote) == (D("50000"), D("500"), D("0.5"))
     assert (sell.avg_price, sell.cumulative_quote, sell.fee_quote) == (D("50200"), D("502"), D("0.502"))

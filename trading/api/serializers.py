@@ -66,6 +66,7 @@ class FillSerializer(_DecimalModelSerializer):
             "commission_quote",
             "is_maker",
             "filled_at",
+            "book_age_ms",
         ]
         read_only_fields = fields
 

@@ -6,9 +6,19 @@ does not fill completely rests; ``paper_match_resting`` fills it as a maker, at 
 the book crosses it. Resting orders are ``PaperOrder`` rows, so they survive restarts. Balances are
 the account's ``AccountBalance`` rows: ``free``, and ``locked`` for what resting orders hold.
 
+The book a taker order meets is the book as it is when the order arrives (SystemConfig ``paper_book``
+= ``live``): the cached snapshot when it is younger than ``paper_book_max_age_ms``, else the live book
+asked of the stream process serving the venue (``marketdata.cache.book_request``). When a stream serves
+the venue but does not answer within ``paper_book_wait_ms``, the order is refused unplaced (retryable);
+when none does (books put by hand in tests and tools), the cached book is the book. Each fill records
+the age of the book it met (``book_age_ms``). Our own taker fills take the liquidity they met: a later
+order on the same snapshot (same ``book_version``) finds those levels smaller, until the venue's next
+update replaces the snapshot. ``paper_book`` = ``cached`` keeps the behaviour before 2026-12 (the cached
+book whatever its age, never consumed) as a benchmark baseline.
+
 The paper venue refuses what Binance refuses, with Binance's codes and messages, and charges the
 commission in the asset the order receives, as Binance does without BNB: base for a buy, quote for
-a sell. The book is read, never consumed: other participants refill it on the next tick.
+a sell.
 
 ``PaperVenue`` is the synchronous core; ``PaperGateway`` runs it through ``sync_to_async``.
 Every write locks its rows in one fixed order, balances by pk and then orders by pk, so concurrent
@@ -21,19 +31,21 @@ import asyncio
 import time
 from collections.abc import Iterable, Sequence
 from decimal import ROUND_HALF_UP, Decimal, localcontext
+from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Q, Sum
 
 from arbitragex.errors import ErrorCode
 from arbitragex.money import MONEY_CONTEXT, ZERO
-from arbitragex.services import config_get
+from arbitragex.services import config_get, config_values
 from marketdata import cache as quote_cache
 from marketdata.books import OrderBook
+from marketdata.cache import CachedBook
 from marketdata.models import Instrument, Venue
 from trading.enums import OrderSide, OrderStatus, OrderType, TimeInForce
-from trading.locks import balances_lock, paper_orders_lock
+from trading.locks import balances_lock, paper_book_lock, paper_orders_lock
 from trading.models import PAPER_OPEN_STATUSES, AccountBalance, ExchangeAccount, PaperFill, PaperOrder
 from venues.gateway import (
     BalanceReport,
@@ -135,22 +147,55 @@ def check_notional(rules: SymbolRules, price: Decimal, qty: Decimal) -> None:
             raise _filter_failure("NOTIONAL")
 
 
-def taker_plan(book: OrderBook, side: str, qty: Decimal, limit_price: Decimal | None) -> list[BookLevel]:
+def taker_plan(
+    book: OrderBook,
+    side: str,
+    qty: Decimal,
+    limit_price: Decimal | None,
+    taken: dict[Decimal, Decimal] | None = None,
+) -> list[BookLevel]:
     """The (price, qty) a taker of ``qty`` would get, best level first: one fill per level, as
-    Binance reports them. Sums to what ``OrderBook.walk`` gives."""
+    Binance reports them. Sums to what ``OrderBook.walk`` gives. ``taken``: what earlier takers took
+    from each price level of this snapshot, no longer there."""
     levels = book.asks() if side == OrderSide.BUY else book.bids()
     plan: list[BookLevel] = []
     remaining = qty
     with localcontext(MONEY_CONTEXT):
-        for price, available in levels:
+        for price, shown in levels:
             if remaining <= ZERO:
                 break
             if limit_price is not None and (price > limit_price if side == OrderSide.BUY else price < limit_price):
                 break
+            available = shown - (taken or {}).get(price, ZERO)
+            if available <= ZERO:
+                continue
             take = min(available, remaining)
             plan.append(BookLevel(price, take))
             remaining -= take
     return plan
+
+
+def _plan(
+    request: OrderRequest, rules: SymbolRules, book: OrderBook | None, taken: dict[Decimal, Decimal]
+) -> tuple[list[BookLevel], Decimal]:
+    """What a taker order takes from the book (less what was ``taken``), and its quote amount; checks
+    a MARKET order's notional at the price it would get, and leaves a FOK order nothing unless it fills."""
+    if book is None:
+        return [], ZERO
+    is_market = request.type == OrderType.MARKET
+    plan = taker_plan(book, request.side, request.quantity, None if is_market else request.price, taken)
+    with localcontext(MONEY_CONTEXT):
+        plan_qty = sum((qty for _, qty in plan), ZERO)
+        plan_quote = sum((price * qty for price, qty in plan), ZERO)
+        if is_market:
+            quote = book.quote()
+            mid = (quote.bid + quote.ask) / 2 if quote is not None else None
+            reference = plan_quote / plan_qty if plan_qty else mid
+            if reference is not None:
+                check_notional(rules, reference, request.quantity)
+    if not is_market and request.time_in_force == TimeInForce.FOK and plan_qty < request.quantity:
+        return [], ZERO
+    return plan, plan_quote
 
 
 def commission_for(side: str, price: Decimal, qty: Decimal, rate: Decimal, rules: SymbolRules) -> tuple[Decimal, str]:
@@ -223,6 +268,7 @@ def _apply_fill(
     *,
     is_maker: bool,
     now_ms: int,
+    book_age_ms: int | None = None,
 ) -> PaperFill:
     """Move the money of one fill. A resting order pays from what it locked, a taker from free."""
     base = balances[(order.account_id, rules.base_asset)]
@@ -260,6 +306,7 @@ def _apply_fill(
         commission_asset=commission_asset,
         is_maker=is_maker,
         time_ms=now_ms,
+        book_age_ms=book_age_ms,
     )
 
 
@@ -294,6 +341,7 @@ def _report(order: PaperOrder, fills: Sequence[PaperFill]) -> OrderReport:
                 commission_asset=fill.commission_asset,
                 is_maker=fill.is_maker,
                 time_ms=fill.time_ms,
+                book_age_ms=fill.book_age_ms,
             )
             for fill in fills
         ),
@@ -350,32 +398,31 @@ class PaperVenue:
 
         is_market = request.type == OrderType.MARKET
         time_in_force = None if is_market else request.time_in_force
-        limit_price = None if is_market else request.price
-        book = quote_cache.book_get(self.venue_code, request.symbol)
-        if book is None and time_in_force != TimeInForce.GTC:
+        values = config_values()
+        live = values["paper_book"] == "live"
+        arrived_ms = _now_ms()
+        if live:
+            cached = self._book_at_arrival(request.symbol, values, arrived_ms)
+        else:
+            cached = quote_cache.cached_book_get(self.venue_code, request.symbol)
+        if cached is None and time_in_force != TimeInForce.GTC:
             # Nothing was placed, so a retry is safe; a GTC order can rest without a book.
             raise RetryableVenueError(
                 ErrorCode.VENUE_UNAVAILABLE,
                 f"No current order book for {request.symbol} on {self.venue_code}: the order was not placed.",
             )
-        plan = taker_plan(book, request.side, request.quantity, limit_price) if book is not None else []
-        with localcontext(MONEY_CONTEXT):
-            plan_qty = sum((qty for _, qty in plan), ZERO)
-            plan_quote = sum((price * qty for price, qty in plan), ZERO)
-            if is_market and book is not None:
-                quote = book.quote()
-                mid = (quote.bid + quote.ask) / 2 if quote is not None else None
-                reference = plan_quote / plan_qty if plan_qty else mid
-                if reference is not None:
-                    check_notional(rules, reference, request.quantity)
-        if time_in_force == TimeInForce.FOK and plan_qty < request.quantity:
-            plan = []
 
         pairs = [(self.account_id, rules.base_asset), (self.account_id, rules.quote_asset)]
         _ensure_balance_rows(pairs)
         try:
             with transaction.atomic():
-                return self._place_locked(request, rules, pairs, plan, plan_quote, book)
+                taken: dict[Decimal, Decimal] = {}
+                if live and cached is not None:
+                    # Takers on one snapshot, one at a time: each finds what the earlier ones left.
+                    paper_book_lock(self.venue_id, request.symbol)
+                    taken = self._taken(cached.book, request.symbol, request.side)
+                plan, plan_quote = _plan(request, rules, cached.book if cached is not None else None, taken)
+                return self._place_locked(request, rules, pairs, plan, plan_quote, cached)
         except IntegrityError:
             # The partial unique index on open client order ids caught a concurrent duplicate.
             duplicate = PaperOrder.objects.filter(
@@ -385,6 +432,38 @@ class PaperVenue:
                 raise _duplicate_order() from None
             raise
 
+    def _book_at_arrival(self, symbol: str, values: dict[str, Any], arrived_ms: int) -> CachedBook | None:
+        """The book as it is when the order arrives: the cached snapshot while it is young enough, else
+        the live one from the stream serving this venue; the cached one when no stream serves it."""
+        cached = quote_cache.cached_book_get(self.venue_code, symbol)
+        if cached is not None and cached.age_ms(arrived_ms) <= values["paper_book_max_age_ms"]:
+            return cached
+        answer = quote_cache.book_request(self.venue_code, symbol, wait_ms=values["paper_book_wait_ms"])
+        if not answer.served:
+            return cached
+        if answer.cached is None:
+            raise RetryableVenueError(
+                ErrorCode.VENUE_UNAVAILABLE,
+                f"No live order book for {symbol} on {self.venue_code} within {values['paper_book_wait_ms']} ms: "
+                "the order was not placed.",
+            )
+        return answer.cached
+
+    def _taken(self, book: OrderBook, symbol: str, side: str) -> dict[Decimal, Decimal]:
+        """What our taker fills took from each price level of this snapshot, on this side."""
+        rows = (
+            PaperFill.objects.filter(
+                order__account__venue_id=self.venue_id,
+                order__symbol=symbol,
+                order__side=side,
+                order__matched_book=book_version(book),
+                is_maker=False,
+            )
+            .values("price")
+            .annotate(total=Sum("qty"))
+        )
+        return {row["price"]: row["total"] for row in rows}
+
     def _place_locked(
         self,
         request: OrderRequest,
@@ -392,8 +471,9 @@ class PaperVenue:
         pairs: list[tuple[int, str]],
         plan: list[BookLevel],
         plan_quote: Decimal,
-        book: OrderBook | None,
+        cached: CachedBook | None,
     ) -> OrderReport:
+        book = cached.book if cached is not None else None
         balances = balances_lock(pairs)
         if PaperOrder.objects.filter(
             self._open_orders(request.symbol), client_order_id=request.client_order_id
@@ -426,7 +506,11 @@ class PaperVenue:
             created_ms=now,
             updated_ms=now,
         )
-        fills = [_apply_fill(order, rules, balances, price, qty, is_maker=False, now_ms=now) for price, qty in plan]
+        age = cached.age_ms(now) if cached is not None else None
+        fills = [
+            _apply_fill(order, rules, balances, price, qty, is_maker=False, now_ms=now, book_age_ms=age)
+            for price, qty in plan
+        ]
         remaining = order.quantity - order.filled_qty
         if remaining <= ZERO:
             order.status = OrderStatus.FILLED
