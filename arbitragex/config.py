@@ -7,6 +7,7 @@ through the cache (``system:config``), which is dropped whenever a value is save
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -22,7 +23,7 @@ CACHE_TTL = 300
 @dataclass(frozen=True, slots=True)
 class ConfigKey:
     name: str
-    kind: str  # "bool" | "int" | "decimal" | "choice" | "str"
+    kind: str  # "bool" | "int" | "decimal" | "choice" | "str" | "pairs"
     default: Any
     description: str
     minimum: Decimal | int | None = None
@@ -99,7 +100,35 @@ def _parse_str(key: ConfigKey, raw: object) -> str:
     return raw
 
 
+EXECUTION_POLICIES = ("simultaneous", "sequential")
+_VENUE_CODE = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
+
+
+def parse_pair_policies(text: str) -> dict[tuple[str, str], str]:
+    """``"binance>okx=sequential, okx>binance=simultaneous"`` as {(buy venue, sell venue): policy}."""
+    pairs: dict[tuple[str, str], str] = {}
+    for item in (part.strip() for part in text.replace(";", ",").split(",")):
+        if not item:
+            continue
+        pair, _, policy = item.partition("=")
+        buy, _, sell = pair.strip().partition(">")
+        buy, sell, policy = buy.strip(), sell.strip(), policy.strip()
+        if not (_VENUE_CODE.match(buy) and _VENUE_CODE.match(sell)) or policy not in EXECUTION_POLICIES:
+            raise ValueError(
+                f"{item!r} is not BUY_VENUE>SELL_VENUE=policy with a policy among {', '.join(EXECUTION_POLICIES)}"
+            )
+        pairs[(buy, sell)] = policy
+    return pairs
+
+
+def _parse_pairs(key: ConfigKey, raw: object) -> str:
+    text = _parse_str(key, raw)
+    pairs = parse_pair_policies(text)
+    return ", ".join(f"{buy}>{sell}={policy}" for (buy, sell), policy in pairs.items())
+
+
 _PARSERS: dict[str, Callable[[ConfigKey, object], Any]] = {
+    "pairs": _parse_pairs,
     "bool": _parse_bool,
     "int": _parse_int,
     "decimal": _parse_decimal,
@@ -140,6 +169,22 @@ REGISTRY: dict[str, ConfigKey] = {
         ConfigKey("reconcile_drift_threshold", "decimal", D("0.00000001"),
                   "Balance drift (in the asset) above which reconciliation trips the breaker.", D("0"), D("1000000")),
         ConfigKey("opportunity_expiry_s", "int", 60, "Detected opportunities older than this are expired.", 1, 86400),
+        ConfigKey("execution_policy", "choice", "simultaneous",
+                  "How the legs are sent. sequential: the fragile leg first (the venue and side that fill least "
+                  "often in the desk's history), then the hedge within the band once its fill is known; a first "
+                  "leg that does not fill costs nothing. simultaneous: both legs at once.",
+                  choices=EXECUTION_POLICIES),
+        ConfigKey("execution_policy_pairs", "pairs", "",
+                  "Per venue pair overrides of execution_policy: BUY_VENUE>SELL_VENUE=policy, comma-separated."),
+        ConfigKey("leg_band_max_bps", "decimal", D("2"),
+                  "Largest slippage band on a leg's limit price beyond the detected touch, in bps.", D("0"), D("100")),
+        ConfigKey("leg_band_volatility_share", "decimal", D("0.5"),
+                  "The band is this share of the venues' recent one-minute range (bps), capped by leg_band_max_bps "
+                  "and by half the edge above min_profit_rate, so a leg filled at its band still leaves that much.",
+                  D("0"), D("10")),
+        ConfigKey("min_expected_profit", "decimal", D("0"),
+                  "Opportunities expected to make less than this (quote asset, after fees) are declined.",
+                  D("0"), D("1000000")),
         ConfigKey("paper_fill_latency_ms", "int", 0, "Simulated venue latency of the paper gateway.", 0, 60000),
         ConfigKey("paper_book", "choice", "live",
                   "The book paper orders fill against. live: the book as the stream holds it when the order "

@@ -37,6 +37,8 @@ class ErrorCode(IntEnum):
     INVALID_QUANTITY = 2009
     INVALID_STATE_TRANSITION = 2010
     EXECUTION_NOT_CANCELLABLE = 2011
+    EXPECTED_PROFIT_TOO_LOW = 2012
+    PAIR_PAUSED = 2013
 
     # 3xxx: venues
     VENUE_ERROR = 3000
@@ -91,6 +93,8 @@ DEFAULT_MESSAGES: dict[ErrorCode, str] = {
     ErrorCode.INVALID_QUANTITY: "Invalid quantity",
     ErrorCode.INVALID_STATE_TRANSITION: "Invalid state transition",
     ErrorCode.EXECUTION_NOT_CANCELLABLE: "Execution cannot be cancelled",
+    ErrorCode.EXPECTED_PROFIT_TOO_LOW: "Expected profit below the minimum",
+    ErrorCode.PAIR_PAUSED: "Venue pair paused",
     ErrorCode.VENUE_ERROR: "Venue error",
     ErrorCode.VENUE_UNAVAILABLE: "Venue unavailable",
     ErrorCode.VENUE_STATUS_UNKNOWN: "Order status unknown at the venue",
@@ -142,6 +146,8 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.STALE_QUOTE: 422,
     ErrorCode.MAX_NOTIONAL_EXCEEDED: 422,
     ErrorCode.TOO_MANY_OPEN_EXECUTIONS: 422,
+    ErrorCode.EXPECTED_PROFIT_TOO_LOW: 422,
+    ErrorCode.PAIR_PAUSED: 422,
 }
 
 

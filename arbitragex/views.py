@@ -294,7 +294,7 @@ class TokenView(ObtainAuthToken):
 class ConfigEntrySerializer(serializers.Serializer):
     key = serializers.CharField()
     value = AnyValueField(help_text="The current value; decimals as strings.")
-    type = NamedChoiceField(["bool", "int", "decimal", "choice", "str"], enum_name="ConfigType")
+    type = NamedChoiceField(["bool", "int", "decimal", "choice", "str", "pairs"], enum_name="ConfigType")
     default = AnyValueField()
     description = serializers.CharField()
     allowed = serializers.CharField(help_text='What a new value must be, e.g. "int >= 1 and <= 3600".')
@@ -333,7 +333,7 @@ def _patch_field(spec: config.ConfigKey) -> serializers.Field:
         return serializers.DecimalField(max_digits=36, decimal_places=18, **common)
     if spec.kind == "choice":
         return NamedChoiceField(list(spec.choices), enum_name=f"Config{spec.name.title().replace('_', '')}", **common)
-    return serializers.CharField(max_length=500, **common)
+    return serializers.CharField(max_length=500, allow_blank=True, **common)
 
 
 # Documents the PATCH body key by key. The values are validated by config_set (the registry), not by

@@ -61,6 +61,8 @@ class PreTradeContext:
     quote_asset: str
     buy_venue: str = "buy venue"
     sell_venue: str = "sell venue"
+    buy_limit_price: Decimal | None = None
+    """The buy leg's limit (the touch widened by the band), what its balance must cover; None: buy_price."""
 
 
 def net_profit_rate(
@@ -309,7 +311,7 @@ def run_pre_trade_checks(ctx: PreTradeContext) -> None:
     check_open_executions(open_executions=ctx.open_executions, max_open_executions=ctx.max_open_executions)
     check_balances(
         quantity=ctx.quantity,
-        buy_price=ctx.buy_price,
+        buy_price=ctx.buy_limit_price if ctx.buy_limit_price is not None else ctx.buy_price,
         buy_taker_fee=ctx.buy_taker_fee,
         buy_venue_quote_free=ctx.buy_venue_quote_free,
         buy_venue_quote_reserved=ctx.buy_venue_quote_reserved,

@@ -63,6 +63,11 @@ EXECUTION_PNL_STATUSES = frozenset({ExecutionStatus.COMPLETED, ExecutionStatus.U
 EXECUTION_FINAL_STATUSES = frozenset({ExecutionStatus.COMPLETED, ExecutionStatus.FAILED, ExecutionStatus.UNWOUND})
 
 
+class ExecutionPolicy(models.TextChoices):
+    SIMULTANEOUS = "simultaneous", "Both legs at once"
+    SEQUENTIAL = "sequential", "The fragile leg first, then the hedge"
+
+
 class LegFailurePolicy(models.TextChoices):
     UNWIND = "unwind", "Unwind the filled leg"
     RETRY = "retry", "Re-price the missing leg"

@@ -39,6 +39,7 @@ from risk.selectors import risk_figures_get
 from trading.client_ids import client_order_id, uuid7
 from trading.effects import execution_published_on_commit, placement_due_on_commit
 from trading.enums import (
+    ExecutionPolicy,
     ExecutionStatus,
     LegFailurePolicy,
     OpportunityStatus,
@@ -51,6 +52,8 @@ from trading.enums import (
 from trading.locks import balances_lock
 from trading.models import AccountBalance, ArbitrageOpportunity, ExchangeAccount, Order, TradeExecution
 from trading.pnl import expected_profit
+from trading.policies import LegFillRate, band_bps, banded_price, first_leg_choose, policy_for_pair
+from trading.policy_inputs import leg_fill_rates, recent_range_bps
 from trading.selectors import accounts_for_venues, executions_open_count
 
 __all__ = ["execution_create", "execution_create_from_opportunity"]
@@ -251,6 +254,75 @@ def _plan(
 
 
 @dataclass(frozen=True, slots=True)
+class _Sending:
+    """How the legs go out (``trading.policies``): the policy, the leg sent first, the band, the limits."""
+
+    policy: ExecutionPolicy
+    first_leg: OrderLeg | None
+    band_bps: Decimal
+    buy_limit: Decimal
+    sell_limit: Decimal
+
+
+def _sending(plan: _Plan, values: dict[str, Any]) -> _Sending:
+    """The pair's policy; for a detected opportunity, the band from the venues' recent range and, when
+    sequential, the fragile leg from their fill rates. A manual execution keeps its prices exactly."""
+    policy = policy_for_pair(
+        default=values["execution_policy"],
+        overrides=values["execution_policy_pairs"],
+        buy_venue=plan.buy.venue.code,
+        sell_venue=plan.sell.venue.code,
+    )
+    venue_ids = [plan.buy.venue.pk, plan.sell.venue.pk]
+    band = Decimal(0)
+    if plan.opportunity is not None:
+        band = band_bps(
+            volatility_bps=recent_range_bps(venue_ids=venue_ids, symbol=plan.symbol),
+            volatility_share=values["leg_band_volatility_share"],
+            max_bps=values["leg_band_max_bps"],
+            net_rate=plan.opportunity.net_rate,
+            min_profit_rate=values["min_profit_rate"],
+        )
+    first: OrderLeg | None = None
+    if policy == ExecutionPolicy.SEQUENTIAL:
+        rates = leg_fill_rates(venue_ids=venue_ids)
+        opportunity = plan.opportunity
+        first = first_leg_choose(
+            buy_rate=rates.get((plan.buy.venue.pk, OrderSide.BUY), LegFillRate(0, 0)),
+            sell_rate=rates.get((plan.sell.venue.pk, OrderSide.SELL), LegFillRate(0, 0)),
+            buy_qty_available=opportunity.buy_qty_available if opportunity is not None else None,
+            sell_qty_available=opportunity.sell_qty_available if opportunity is not None else None,
+        )
+    return _Sending(
+        policy=policy,
+        first_leg=first,
+        band_bps=band,
+        buy_limit=banded_price(price=plan.buy_price, side=OrderSide.BUY, band=band, tick=plan.buy.instrument.tick_size),
+        sell_limit=banded_price(
+            price=plan.sell_price, side=OrderSide.SELL, band=band, tick=plan.sell.instrument.tick_size
+        ),
+    )
+
+
+def _check_expected_profit(plan: _Plan, minimum: Decimal) -> None:
+    if minimum <= 0 or plan.opportunity is None:
+        return
+    expected = expected_profit(
+        quantity=plan.quantity,
+        buy_price=plan.buy_price,
+        sell_price=plan.sell_price,
+        buy_fee_rate=plan.buy.instrument.taker_fee,
+        sell_fee_rate=plan.sell.instrument.taker_fee,
+    )
+    if expected < minimum:
+        raise ApplicationError(
+            ErrorCode.EXPECTED_PROFIT_TOO_LOW,
+            f"Expected profit {fmt(expected)} {plan.buy.instrument.quote_asset} is below the minimum {fmt(minimum)}",
+            {"expected": fmt(expected), "minimum": fmt(minimum)},
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class _Reads:
     """What the checks need that is read before the transaction (no lock is held for it)."""
 
@@ -258,6 +330,7 @@ class _Reads:
     figures: RiskFigures | None
     quotes: dict[str, CachedQuote]
     now: datetime
+    sending: _Sending
 
 
 def _pre_trade_context(
@@ -301,6 +374,7 @@ def _pre_trade_context(
         quote_asset=quote,
         buy_venue=plan.buy.venue.code,
         sell_venue=plan.sell.venue.code,
+        buy_limit_price=reads.sending.buy_limit,
     )
 
 
@@ -308,13 +382,15 @@ def _execution_create(plan: _Plan) -> TradeExecution:
     values = config_values()
     figures = risk_figures_get()
     quotes = quote_cache.quotes_for_symbol(plan.symbol, [plan.buy.venue.code, plan.sell.venue.code])
-    reads = _Reads(values=values, figures=figures, quotes=quotes, now=timezone.now())
+    now = timezone.now()
     check_trading_enabled(trading_enabled=values["trading_enabled"])
     check_breaker_closed(
         breaker_open=figures.breaker_open if figures is not None else False,
         breaker_until=figures.breaker_until if figures is not None else None,
-        now=reads.now,
+        now=now,
     )
+    _check_expected_profit(plan, values["min_expected_profit"])
+    reads = _Reads(values=values, figures=figures, quotes=quotes, now=now, sending=_sending(plan, values))
     with transaction.atomic():
         execution = _execution_insert(plan, reads)
     return execution
@@ -332,8 +408,9 @@ def _execution_insert(plan: _Plan, reads: _Reads) -> TradeExecution:
     )
     run_pre_trade_checks(ctx)
     assert quote_row is not None and base_row is not None  # check_balances refused a missing row
+    sending = reads.sending
     reserve_quote = to_storage(
-        required_quote(quantity=plan.quantity, buy_price=plan.buy_price, buy_taker_fee=ctx.buy_taker_fee)
+        required_quote(quantity=plan.quantity, buy_price=sending.buy_limit, buy_taker_fee=ctx.buy_taker_fee)
     )
     reserve_base = to_storage(plan.quantity)
     quote_row.reserved += reserve_quote
@@ -377,6 +454,9 @@ def _execution_insert(plan: _Plan, reads: _Reads) -> TradeExecution:
         ),
         status=ExecutionStatus.PENDING,
         leg_failure_policy=LegFailurePolicy(values["leg_failure_policy"]),
+        policy=sending.policy,
+        first_leg=sending.first_leg or "",
+        band_bps=to_storage(sending.band_bps),
         reserved_quote=reserve_quote,
         reserved_base=reserve_base,
         is_manual=plan.opportunity is None,
@@ -384,11 +464,12 @@ def _execution_insert(plan: _Plan, reads: _Reads) -> TradeExecution:
         detected_at=plan.detected_at or now,
         started_at=now,
     )
+    # Sequential: the hedge is held back until the first leg's fill is known (``trading.sequential``).
     Order.objects.bulk_create(
         [
-            _leg_order(execution, plan.buy, OrderLeg.BUY, OrderSide.BUY, plan.buy_price, plan.quantity),
-            _leg_order(execution, plan.sell, OrderLeg.SELL, OrderSide.SELL, plan.sell_price, plan.quantity),
-        ]
+            _leg_order(execution, plan.buy, OrderLeg.BUY, OrderSide.BUY, sending.buy_limit, plan.quantity),
+            _leg_order(execution, plan.sell, OrderLeg.SELL, OrderSide.SELL, sending.sell_limit, plan.quantity),
+        ],
     )
     if plan.opportunity is None:
         audit_record(
@@ -414,7 +495,9 @@ def _execution_insert(plan: _Plan, reads: _Reads) -> TradeExecution:
 def _leg_order(
     execution: TradeExecution, leg: _Leg, leg_code: OrderLeg, side: OrderSide, price: Decimal, quantity: Decimal
 ) -> Order:
+    first = execution.first_leg
     return Order(
+        held=bool(first) and leg_code != first,
         execution=execution,
         account=leg.account,
         venue=leg.venue,

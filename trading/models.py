@@ -10,6 +10,7 @@ from marketdata.models import Venue
 from trading.client_ids import uuid7
 from trading.enums import (
     AccountMode,
+    ExecutionPolicy,
     ExecutionStatus,
     IncidentKind,
     LegFailurePolicy,
@@ -119,6 +120,15 @@ class TradeExecution(models.Model):
     leg_failure_policy = models.CharField(
         max_length=8, choices=LegFailurePolicy.choices, default=LegFailurePolicy.UNWIND
     )
+    policy = models.CharField(
+        max_length=16, choices=ExecutionPolicy.choices, default=ExecutionPolicy.SIMULTANEOUS,
+        help_text="How the legs were sent (SystemConfig execution_policy, per venue pair).",
+    )  # fmt: skip
+    first_leg = models.CharField(
+        max_length=1, choices=OrderLeg.choices, blank=True,
+        help_text="Sequential policy: the leg sent first (the fragile one); the hedge waits for its fill.",
+    )  # fmt: skip
+    band_bps = MoneyField(default=0, help_text="The slippage band of each leg's limit price, in bps.")
     error_code = models.PositiveIntegerField(null=True, blank=True)
     error_message = models.TextField(blank=True)
     # Reserved amounts, released or settled at finalisation.
@@ -200,6 +210,9 @@ class Order(models.Model):
     )
     send_deadline = models.DateTimeField(
         null=True, blank=True, help_text="After this, the venue refuses the last claim's send (its recvWindow)."
+    )
+    held = models.BooleanField(
+        default=False, help_text="Sequential policy's hedge: not sent until the first leg's fill is known."
     )
     submitted_at = models.DateTimeField(null=True, blank=True)
     acknowledged_at = models.DateTimeField(null=True, blank=True)

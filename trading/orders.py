@@ -41,6 +41,7 @@ from trading.execution_state import execution_reopen_for_attention
 from trading.locks import order_lock, orders_lock
 from trading.models import Fill, Incident, Order, TradeExecution
 from trading.selectors import orders_by_execution
+from trading.sequential import hedge_release
 from trading.signals import incident_raised
 from trading.state_machine import (
     OrderSnapshot,
@@ -247,6 +248,7 @@ def execution_after_orders_changed(execution: TradeExecution) -> None:
     Call with the execution row locked, after the orders were written.
     """
     orders = orders_by_execution(execution_id=execution.pk)
+    hedge_release(execution, orders)
     main = [order for order in orders if order.leg in MAIN_LEGS]
     fields = []
     acknowledged = [order.acknowledged_at for order in main if order.acknowledged_at is not None]

@@ -305,7 +305,9 @@ def _claim(execution_id: str) -> tuple[list[_Claim], bool]:
         # Only the columns used (Django's cost per query grows with its columns), and the whole
         # account and venue, which the gateway is made from.
         orders = orders_lock(
-            Order.objects.filter(execution__pk=execution_id, status__in=[OrderStatus.PENDING, OrderStatus.UNKNOWN])
+            Order.objects.filter(
+                execution__pk=execution_id, status__in=[OrderStatus.PENDING, OrderStatus.UNKNOWN], held=False
+            )
             .select_related("venue", "account__venue")
             .only(*_CLAIM_ORDER_FIELDS)
         )

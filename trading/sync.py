@@ -240,7 +240,7 @@ def _sweep_placements(now: datetime) -> list[str]:
     margin = timedelta(milliseconds=settings.VENUE_CLOCK_MARGIN_MS)
     left = (
         Order.objects.filter(
-            execution__status__in=EXECUTION_OPEN_STATUSES, status=OrderStatus.PENDING, updated_at__lte=quiet
+            execution__status__in=EXECUTION_OPEN_STATUSES, status=OrderStatus.PENDING, held=False, updated_at__lte=quiet
         )
         .filter(Q(send_deadline__isnull=True) | Q(send_deadline__lte=now - margin))
         .values_list("execution_id", flat=True)

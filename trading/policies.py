@@ -1,0 +1,86 @@
+"""Execution policies: how an opportunity's two legs are sent. Pure functions over plain values.
+
+- **simultaneous**: both legs at once, each an IOC limit at the detected touch widened by the band.
+- **sequential**: the fragile leg first (the venue and side that fill least often in the desk's own
+  history), then, once its fill is known, the hedge for what it filled, at its touch widened by the
+  band. A first leg that does not fill costs nothing; a hedge rarely misses, since it goes to the venue
+  that did not move.
+
+The band is a share of the venues' recent one-minute range (their volatility), capped by
+``leg_band_max_bps`` and by half the edge above the minimum profit rate, so that both legs filled at the
+far end of their band still make that minimum.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, localcontext
+
+from arbitragex.config import parse_pair_policies
+from arbitragex.money import MONEY_CONTEXT, ONE, ZERO
+from trading.enums import ExecutionPolicy, OrderLeg
+
+__all__ = ["LegFillRate", "band_bps", "banded_price", "first_leg_choose", "policy_for_pair"]
+
+BPS = Decimal(10_000)
+
+
+def policy_for_pair(*, default: str, overrides: str, buy_venue: str, sell_venue: str) -> ExecutionPolicy:
+    """The policy of a venue pair: its override in ``execution_policy_pairs``, else the default."""
+    pairs = parse_pair_policies(overrides) if overrides else {}
+    return ExecutionPolicy(pairs.get((buy_venue, sell_venue), default))
+
+
+def band_bps(
+    *,
+    volatility_bps: Decimal | None,
+    volatility_share: Decimal,
+    max_bps: Decimal,
+    net_rate: Decimal,
+    min_profit_rate: Decimal,
+) -> Decimal:
+    """The slippage band of each leg, in bps (see the module docstring). Unknown volatility: the cap."""
+    with localcontext(MONEY_CONTEXT):
+        wanted = max_bps if volatility_bps is None else min(max_bps, volatility_share * volatility_bps)
+        room = max(ZERO, (net_rate - min_profit_rate) * BPS / 2)
+        return max(ZERO, min(wanted, room))
+
+
+def banded_price(*, price: Decimal, side: str, band: Decimal, tick: Decimal) -> Decimal:
+    """A leg's limit: a buy up to ``band`` bps above its touch, a sell down to as far below, on the tick
+    grid, never on the wrong side of the touch."""
+    with localcontext(MONEY_CONTEXT):
+        if side == "BUY":
+            limit = price * (ONE + band / BPS)
+            return max(price, (limit / tick).to_integral_value(ROUND_FLOOR) * tick) if tick > 0 else limit
+        limit = price * (ONE - band / BPS)
+        return min(price, (limit / tick).to_integral_value(ROUND_CEILING) * tick) if tick > 0 else limit
+
+
+@dataclass(frozen=True, slots=True)
+class LegFillRate:
+    """A venue and side's recent main-leg orders: how many were sent, how many filled in full."""
+
+    sent: int
+    filled: int
+
+    def rate(self, prior_sent: int = 4, prior_filled: int = 3) -> Decimal:
+        """Filled / sent with a weak prior (3 of 4), so a venue with no history is neither trusted nor
+        shunned."""
+        return Decimal(self.filled + prior_filled) / Decimal(self.sent + prior_sent)
+
+
+def first_leg_choose(
+    *,
+    buy_rate: LegFillRate,
+    sell_rate: LegFillRate,
+    buy_qty_available: Decimal | None,
+    sell_qty_available: Decimal | None,
+) -> OrderLeg:
+    """The fragile leg, which goes first: the one that fills less often; on a tie, the thinner touch."""
+    buy, sell = buy_rate.rate(), sell_rate.rate()
+    if buy != sell:
+        return OrderLeg.BUY if buy < sell else OrderLeg.SELL
+    if buy_qty_available is not None and sell_qty_available is not None and buy_qty_available != sell_qty_available:
+        return OrderLeg.BUY if buy_qty_available < sell_qty_available else OrderLeg.SELL
+    return OrderLeg.SELL
