@@ -35,6 +35,9 @@ class TripReason(StrEnum):
     DRAWDOWN = "drawdown"
     MANUAL = "manual"
     RECONCILIATION_DRIFT = "reconciliation_drift"
+    # A venue pair's scope (``pair:BUY>SELL``): execution quality, not strategy.
+    LEG_FAILURE_RATE = "leg_failure_rate"
+    LEGGING_LOSS_BUDGET = "legging_loss_budget"
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,18 +131,22 @@ def close_breaker(figures: RiskFigures) -> RiskFigures:
 
 
 def record_trade(
-    figures: RiskFigures, pnl: Decimal, now: datetime, thresholds: BreakerThresholds
+    figures: RiskFigures, pnl: Decimal, now: datetime, thresholds: BreakerThresholds, *, legging: bool = False
 ) -> tuple[RiskFigures, TripReason | None]:
     """Book one finished execution's actual profit and trip the breaker if a threshold is met.
 
     A win (pnl > 0) resets the losing streak, a loss (pnl < 0) extends it, and a break-even trade
-    leaves it as it is.
+    leaves it as it is. A ``legging`` result (a leg missed and repaired or unwound) is execution
+    quality, not strategy: it moves the equity, the daily figure and the drawdown, never the streak;
+    the venue pair's own budget answers for it (``trading.pair_quality``).
     """
     _require_aware(now, "now")
     with localcontext(MONEY_CONTEXT):
         equity = figures.current_equity + pnl
         daily_pnl = figures.daily_pnl + pnl
-    if pnl > 0:
+    if legging:
+        streak = figures.consecutive_losses
+    elif pnl > 0:
         streak = 0
     elif pnl < 0:
         streak = figures.consecutive_losses + 1

@@ -99,6 +99,17 @@ def check_breaker_closed(*, breaker_open: bool, breaker_until: datetime | None, 
         raise ApplicationError(ErrorCode.BREAKER_OPEN, message, {"breaker_until": until})
 
 
+def check_pair_open(*, pair: str, paused: bool, until: datetime | None, reason: str, now: datetime) -> None:
+    """A venue pair paused by its execution quality (``trading.pair_quality``) takes no new execution."""
+    if breaker_active(breaker_open=paused, breaker_until=until, now=now):
+        when = f" until {until.isoformat()}" if until is not None else ""
+        raise ApplicationError(
+            ErrorCode.PAIR_PAUSED,
+            f"Venue pair {pair} is paused{when}: {reason}",
+            {"pair": pair, "until": until.isoformat() if until is not None else None, "reason": reason},
+        )
+
+
 def check_quotes_fresh(
     *,
     buy_quote_age_ms: int | None,

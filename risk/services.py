@@ -91,14 +91,17 @@ def risk_state_record_trade(
     pnl: Decimal,
     now: datetime | None = None,
     thresholds: BreakerThresholds | None = None,
+    legging: bool = False,
 ) -> TripReason | None:
-    """The original RecordTrade: books one execution's profit; trips the breaker on a threshold."""
+    """The original RecordTrade: books one execution's profit; trips the breaker on a threshold. A
+    ``legging`` result never extends the losing streak (``risk.breaker.record_trade``)."""
     row = _locked(account, symbol)
     figures, reason = breaker.record_trade(
         figures_from_row(row),
         to_decimal(pnl, field="pnl"),
         now or timezone.now(),
         thresholds or thresholds_from_config(),
+        legging=legging,
     )
     row.total_trades += 1
     _save(row, figures, "total_trades")
@@ -106,6 +109,24 @@ def risk_state_record_trade(
         audit_record(action="breaker.trip", target=str(row), new={"reason": str(reason)}, actor_label="risk")
         signals.breaker_tripped.send(sender=RiskState, state=row, reason=str(reason), actor=None)
     return reason
+
+
+@transaction.atomic
+def scope_pause(*, account: str, reason: str, cooldown_seconds: int, note: str = "") -> RiskState | None:
+    """Open the breaker of a scope of its own (a venue pair's) for ``cooldown_seconds``, saying why, with
+    its audit row; None when it is open already (nothing changes, nothing is told twice). The global
+    breaker and its notifications are not involved: the caller tells what the scope is."""
+    row = _locked(account, "")
+    now = timezone.now()
+    if breaker.is_breaker_open(figures_from_row(row), now):
+        return None
+    previous = {"open": row.breaker_open, "until": row.breaker_until.isoformat() if row.breaker_until else None}
+    figures = breaker.open_breaker(figures_from_row(row), now, timedelta(seconds=cooldown_seconds), reason)
+    _save(row, figures)
+    audit_record(action="scope.pause", target=str(row), actor_label="risk", previous=previous,
+                 new={"open": True, "reason": str(reason), "until": figures.breaker_until.isoformat()
+                      if figures.breaker_until else None}, note=note)  # fmt: skip
+    return row
 
 
 @transaction.atomic

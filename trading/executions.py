@@ -31,6 +31,7 @@ from risk.breaker import RiskFigures
 from risk.checks import (
     PreTradeContext,
     check_breaker_closed,
+    check_pair_open,
     check_trading_enabled,
     required_quote,
     run_pre_trade_checks,
@@ -51,6 +52,7 @@ from trading.enums import (
 )
 from trading.locks import balances_lock
 from trading.models import AccountBalance, ArbitrageOpportunity, ExchangeAccount, Order, TradeExecution
+from trading.pair_quality import pair_scope
 from trading.pnl import expected_profit
 from trading.policies import LegFillRate, band_bps, banded_price, first_leg_choose, policy_for_pair
 from trading.policy_inputs import leg_fill_rates, recent_range_bps
@@ -389,6 +391,16 @@ def _execution_create(plan: _Plan) -> TradeExecution:
         breaker_until=figures.breaker_until if figures is not None else None,
         now=now,
     )
+    pair = pair_scope(plan.buy.venue.code, plan.sell.venue.code)
+    paused = risk_figures_get(account=pair)
+    if paused is not None:
+        check_pair_open(
+            pair=pair.removeprefix("pair:"),
+            paused=paused.breaker_open,
+            until=paused.breaker_until,
+            reason=paused.breaker_reason,
+            now=now,
+        )
     _check_expected_profit(plan, values["min_expected_profit"])
     reads = _Reads(values=values, figures=figures, quotes=quotes, now=now, sending=_sending(plan, values))
     with transaction.atomic():

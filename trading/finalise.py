@@ -65,6 +65,7 @@ from trading.leg_failure import (
 )
 from trading.locks import execution_lock
 from trading.models import ExchangeAccount, Fill, Incident, Order, TradeExecution
+from trading.pair_quality import pair_quality_after_settlement
 from trading.pnl import residual_exposure_from_fills
 from trading.rollup import execution_rollup_invalidate
 from trading.selectors import orders_by_execution
@@ -229,9 +230,14 @@ def _finish(
     )
     execution_rollup_invalidate(started_at=execution.started_at)
     if status != ExecutionStatus.FAILED:
-        reason = risk_state_record_trade(pnl=breakdown.actual_profit, now=now)
+        # An unwound execution is legging, execution quality: it moves the equity but not the losing
+        # streak, and its venue pair answers for it (trading.pair_quality).
+        legging = status == ExecutionStatus.UNWOUND
+        reason = risk_state_record_trade(pnl=breakdown.actual_profit, now=now, legging=legging)
         if reason is not None:
             logger.warning("execution %s tripped the breaker: %s", execution.pk, reason)
+        if legging:
+            pair_quality_after_settlement(execution)
     _resync_live_balances(execution)
     execution_published_on_commit(execution)
     execution_finished.send(sender=TradeExecution, execution=execution)

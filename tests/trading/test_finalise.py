@@ -14,6 +14,7 @@ from decimal import Decimal
 import pytest
 
 from arbitragex.errors import ApplicationError, ErrorCode
+from arbitragex.models import AuditLog
 from risk.models import GLOBAL_SCOPE, RiskState
 from tests.trading.lifecycle_support import SYMBOL, balance, celery_eager, configure, fund, put_quote
 from trading import services, tasks
@@ -205,8 +206,8 @@ def test_a_fee_that_cannot_be_valued_parks_the_execution(desk):
     assert balance(desk.buy_account, "USDT").reserved == 0
 
 
-def test_the_breaker_trips_once_forced_losses_pass_the_threshold(desk, workers):
-    configure(breaker_max_consecutive_losses=2, breaker_max_daily_loss="1000")
+def test_unwinds_pause_their_venue_pair_past_its_legging_budget_not_the_desk(desk, workers):
+    configure(breaker_max_consecutive_losses=2, breaker_max_daily_loss="1000", pair_legging_loss_budget="1.5")
 
     def losing_execution():
         fund(desk.sell_account, "BTC", "1")
@@ -221,15 +222,21 @@ def test_the_breaker_trips_once_forced_losses_pass_the_threshold(desk, workers):
 
     first = losing_execution()
     assert (first.status, first.actual_profit < 0) == (ExecutionStatus.UNWOUND, True)
-    assert not risk().breaker_open
-
     second = losing_execution()
     assert second.status == ExecutionStatus.UNWOUND
 
+    # Two legging losses: the desk's losing streak is untouched, its daily figure is not.
     state = risk()
-    assert (state.breaker_open, state.breaker_reason, state.consecutive_losses) == (True, "consecutive_losses", 2)
+    assert (state.breaker_open, state.consecutive_losses) == (False, 0)
     assert state.daily_pnl == first.actual_profit + second.actual_profit
+    # The pair's legging losses passed its budget: the pair is paused, saying why, in the audit log too.
+    pair = f"{desk.buy_venue.code}>{desk.sell_venue.code}"
+    paused = RiskState.objects.get(account=f"pair:{pair}", symbol="")
+    assert (paused.breaker_open, paused.breaker_reason) == (True, "legging_loss_budget")
+    audit = AuditLog.objects.get(action="scope.pause")
+    assert audit.target.startswith(f"pair:{pair}") and "exceed the budget 1.5" in audit.note
     fund(desk.sell_account, "BTC", "1")
     with pytest.raises(ApplicationError) as refused:
         create(desk)
-    assert refused.value.code == ErrorCode.BREAKER_OPEN
+    assert refused.value.code == ErrorCode.PAIR_PAUSED
+    assert f"Venue pair {pair} is paused until" in refused.value.message

@@ -93,7 +93,8 @@ def test_a_leg_refused_for_insufficient_balance_is_followed_by_an_unwind_of_the_
     assert balance(desk.buy_account, "USDT").reserved == 0
     assert balance(desk.sell_account, "BTC").reserved == 0
     risk = RiskState.objects.get(account=GLOBAL_SCOPE, symbol="")
-    assert (risk.total_trades, risk.consecutive_losses, risk.daily_pnl) == (1, 1, D("-1.0999"))
+    # Legging, not strategy: the loss is booked, the losing streak does not grow (trading.pair_quality).
+    assert (risk.total_trades, risk.consecutive_losses, risk.daily_pnl) == (1, 0, D("-1.0999"))
 
 
 def test_retry_re_prices_the_missing_leg_within_the_band_and_completes(desk):
