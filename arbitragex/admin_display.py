@@ -36,6 +36,7 @@ from arbitragex.money import fmt
 
 __all__ = [
     "SELF",
+    "BasisPoints",
     "ExactDecimalFormField",
     "FigureSet",
     "FiguresAdminMixin",
@@ -160,6 +161,16 @@ class Rate(Figure):
 
     def text(self, value: Decimal, obj: Any, instruments: Mapping[str, InstrumentFigures | None]) -> str:
         return display.bps(value)
+
+
+@dataclass(frozen=True, slots=True)
+class BasisPoints(Figure):
+    """A figure stored in basis points already (a band), to 2 places."""
+
+    instrument: str = ""
+
+    def text(self, value: Decimal, obj: Any, instruments: Mapping[str, InstrumentFigures | None]) -> str:
+        return display.bps(value / 10_000)
 
 
 @dataclass(frozen=True, slots=True)

@@ -155,8 +155,13 @@ REGISTRY: dict[str, ConfigKey] = {
         ConfigKey("debounce_refire_ms", "int", 5000, "A persisting spread may fire again after this long.",
                   0, 3600000),
         ConfigKey("leg_timeout_s", "int", 10, "A leg still open after this long counts as failed.", 1, 3600),
-        ConfigKey("leg_failure_policy", "choice", "unwind", "What to do when one leg fills and the other fails.",
-                  choices=("unwind", "retry", "alert")),
+        ConfigKey("leg_failure_policy", "choice", "unwind",
+                  "What to do when one leg fills and the other fails. escalate: retry the missing leg within "
+                  "retry_price_band_bps, then reprice it up to repair_loss_cap, then flatten at the market.",
+                  choices=("unwind", "retry", "escalate", "alert")),
+        ConfigKey("repair_loss_cap", "decimal", D("5"),
+                  "escalate: the most (quote asset) the repriced missing leg may lose against its expected price "
+                  "before the exposure is flattened at the market.", D("0"), D("1000000")),
         ConfigKey("retry_price_band_bps", "int", 20, "How far the retry leg may re-price.", 0, 10000),
         ConfigKey("retry_max_attempts", "int", 2, "Retry attempts for a missing leg.", 0, 10),
         ConfigKey("breaker_max_consecutive_losses", "int", 5, "Trip the breaker after this many losses in a row.",

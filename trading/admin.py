@@ -159,9 +159,9 @@ EXECUTION_READONLY = [
     "id", "opportunity", "symbol", "base_asset", "quote_asset", "buy_account", "sell_account", "buy_venue",
     "sell_venue", "buy_price", "sell_price", "quantity", "expected_profit", "actual_profit", "fees_quote",
     "profit_diff_fees", "profit_diff_slippage", "profit_diff_latency", "residual_qty", "status",
-    "leg_failure_policy", "error_code", "error_message", "reserved_quote", "reserved_base", "is_manual",
-    "created_by", "detected_at", "started_at", "submitted_at", "acknowledged_at", "filled_at", "completed_at",
-    "updated_at", "fills_table",
+    "leg_failure_policy", "policy", "first_leg", "band_bps", "error_code", "error_message", "reserved_quote",
+    "reserved_base", "is_manual", "created_by", "detected_at", "started_at", "submitted_at", "acknowledged_at",
+    "filled_at", "completed_at", "updated_at", "fills_table", "repair_steps_table",
 ]  # fmt: skip
 
 
@@ -285,6 +285,10 @@ class TradeExecutionAdmin(FiguresAdminMixin, LedgerAdmin, LargeTableAdmin):
     @admin.display(description="fills")
     def fills_table(self, obj: TradeExecution) -> str | SafeString:
         return figures.fills_table(obj)
+
+    @admin.display(description="Repair steps")
+    def repair_steps_table(self, obj: TradeExecution) -> str | SafeString:
+        return figures.repair_steps_table(obj)
 
 
 @admin.register(Order)

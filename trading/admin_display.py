@@ -9,12 +9,15 @@ from django.utils import formats, timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from arbitragex.admin_display import InstrumentAt, InstrumentFigures, Money, Price, Quantity, Rate
+from arbitragex import display
+from arbitragex.admin_display import BasisPoints, InstrumentAt, InstrumentFigures, Money, Price, Quantity, Rate
 from marketdata.admin_display import figures
 from trading.enums import OrderSide
 from trading.models import Fill, TradeExecution
+from trading.repair import repair_steps
 
 _QUOTE = "quote_asset"
+_COIN_STEP = "0.00000001"
 
 EXECUTION_FIGURES = figures(
     {
@@ -30,6 +33,7 @@ EXECUTION_FIGURES = figures(
         "residual_qty": Quantity("buy"),
         "reserved_quote": Money(_QUOTE),
         "reserved_base": Quantity("sell"),  # held on the sell venue
+        "band_bps": BasisPoints(),
     },
     instruments={"buy": InstrumentAt("buy_venue_id", "symbol"), "sell": InstrumentAt("sell_venue_id", "symbol")},
 )
@@ -128,5 +132,32 @@ def fills_table(execution: TradeExecution) -> str | SafeString:
     return format_html(
         '<table class="fills"><tr><th>order</th><th>side</th><th>trade</th><th>price</th><th>qty</th><th>quote qty</th>'
         "<th>fee</th><th>fee in quote</th><th>at</th></tr>{}</table>",
+        rows,
+    )
+
+
+def repair_steps_table(execution: TradeExecution) -> str | SafeString:
+    """The execution's repair steps (``trading.repair``): each retry or unwind, its cost and latency."""
+    steps = repair_steps(execution, execution.orders.all())
+    if not steps:
+        return "—"
+    asset = execution.quote_asset
+
+    def price(value: Any) -> str:
+        return "—" if value is None else display.money(value, asset, with_asset=False)
+
+    rows = format_html_join(
+        "",
+        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+        (
+            (s.step, s.client_order_id, s.status, price(s.price), display.quantity(s.filled_qty, _COIN_STEP),
+             price(s.avg_price), display.money(s.cost, asset),
+             "—" if s.latency_ms is None else f"{s.latency_ms} ms")
+            for s in steps
+        ),
+    )  # fmt: skip
+    return format_html(
+        '<table class="fills"><tr><th>step</th><th>order</th><th>status</th><th>limit</th><th>filled</th>'
+        "<th>avg price</th><th>cost</th><th>latency</th></tr>{}</table>",
         rows,
     )

@@ -29,8 +29,8 @@ DEMO_VENUES: dict[str, dict[str, Any]] = {
 }
 DEMO_BALANCES = {"USDT": D("100000"), "BTC": D("2"), "ETH": D("40")}
 # What the demo desk runs with, where the registry's default is not what a desk would pick on these venues:
-# the fragile leg first (docs/benchmarks.md, execution quality).
-DEMO_CONFIG: dict[str, Any] = {"execution_policy": "sequential"}
+# the fragile leg first, and a missed leg repaired by escalation (docs/benchmarks.md, execution quality).
+DEMO_CONFIG: dict[str, Any] = {"execution_policy": "sequential", "leg_failure_policy": "escalate"}
 
 
 @transaction.atomic

@@ -71,6 +71,7 @@ class ExecutionPolicy(models.TextChoices):
 class LegFailurePolicy(models.TextChoices):
     UNWIND = "unwind", "Unwind the filled leg"
     RETRY = "retry", "Re-price the missing leg"
+    ESCALATE = "escalate", "Retry in the band, reprice to the loss cap, then flatten"
     ALERT = "alert", "Park for an operator"
 
 

@@ -142,12 +142,16 @@ def _spec(execution: TradeExecution, kind: StepKind, legs: LegState, values: dic
     instrument = residual_instrument(execution, kind, legs)
     if instrument is None:
         return None
+    escalated = (
+        kind == StepKind.RETRY and execution.leg_failure_policy == LegFailurePolicy.ESCALATE and legs.retries >= 1
+    )
     return leg_order_spec(
         execution=execution,
         kind=kind,
         legs=legs,
         instrument=instrument,
         retry_band_bps=Decimal(values["retry_price_band_bps"]),
+        loss_cap=values["repair_loss_cap"] if escalated else None,
     )
 
 

@@ -16,6 +16,11 @@ Policies, once every order is terminal and the filled quantities of the two side
 - ``retry``: the missing leg is sent again as a LIMIT IOC at the edge of ``retry_price_band_bps``
   around its original price (leg R, attempts R1, R2...); the IOC fills at the book's prices within
   the band. After ``retry_max_attempts`` the rest is unwound.
+- ``escalate``: the repair escalates, one step per settlement: a retry of the missing leg within
+  ``retry_price_band_bps`` (R1); then a retry repriced as far as ``repair_loss_cap`` allows, the most the
+  missing leg may lose against its expected price (R2); then the exposure left is flattened with a
+  MARKET order on the venue of the leg that filled (U). Each step is an order of its own, so its price,
+  fill, cost and latency are recorded on the execution (``repair_steps``).
 - ``alert``: the execution is parked as NEEDS_ATTENTION with a LEG_FAILURE incident.
 
 An unwind that does not bring the exposure to zero within ``UNWIND_MAX_ATTEMPTS`` parks the
@@ -74,6 +79,7 @@ logger = logging.getLogger(__name__)
 
 
 UNWIND_MAX_ATTEMPTS = 3
+ESCALATE_RETRIES = 2  # within the band, then up to the loss cap
 
 
 # --- the pure part ------------------------------------------------------------------------------------------
@@ -163,8 +169,14 @@ def plan_step(
         return Step(StepKind.ALERT, "one leg filled and the other did not; policy is alert")
     if policy == LegFailurePolicy.RETRY and legs.retries < retry_max_attempts:
         return Step(StepKind.RETRY, f"retry {legs.retries + 1} of {retry_max_attempts}")
+    if policy == LegFailurePolicy.ESCALATE and legs.retries < ESCALATE_RETRIES:
+        return Step(StepKind.RETRY, "retry within the band" if legs.retries == 0 else "reprice up to the loss cap")
     if unwind_max_attempts > 0:
-        reason = "retries exhausted" if policy == LegFailurePolicy.RETRY else "one leg filled and the other did not"
+        reason = (
+            "retries exhausted"
+            if policy in (LegFailurePolicy.RETRY, LegFailurePolicy.ESCALATE)
+            else "one leg filled and the other did not"
+        )
         return Step(StepKind.UNWIND, reason)
     return Step(StepKind.ALERT, "exposure left and unwinding is not allowed")
 
@@ -183,7 +195,13 @@ class LegOrderSpec:
 
 
 def leg_order_spec(
-    *, execution: TradeExecution, kind: StepKind, legs: LegState, instrument: Instrument, retry_band_bps: Decimal
+    *,
+    execution: TradeExecution,
+    kind: StepKind,
+    legs: LegState,
+    instrument: Instrument,
+    retry_band_bps: Decimal,
+    loss_cap: Decimal | None = None,
 ) -> LegOrderSpec | None:
     """The order that reduces the exposure, rounded to the venue's filters; None when it is too small.
 
@@ -207,10 +225,15 @@ def leg_order_spec(
         price: Decimal | None = None
         if not unwind:
             band = retry_band_bps / BPS
+            # An escalated reprice (``loss_cap``, the second retry): as far from the expected price as
+            # losing ``loss_cap`` on this quantity allows, and never closer than the band.
+            give = loss_cap / quantity if loss_cap is not None else ZERO
             if side == OrderSide.BUY:
-                price = quantize_down(execution.buy_price * (ONE + band), instrument.tick_size)
+                price = quantize_down(max(execution.buy_price * (ONE + band), execution.buy_price + give),
+                                      instrument.tick_size)  # fmt: skip
             else:
-                price = quantize_up(execution.sell_price * (ONE - band), instrument.tick_size)
+                floor = max(execution.sell_price - give, instrument.tick_size)
+                price = quantize_up(min(execution.sell_price * (ONE - band), floor), instrument.tick_size)
     return LegOrderSpec(
         leg=OrderLeg.UNWIND if unwind else OrderLeg.RETRY,
         attempt=legs.unwinds if unwind else legs.retries + 1,

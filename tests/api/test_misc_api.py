@@ -171,7 +171,7 @@ def test_config_lists_every_key_with_its_value_type_default_and_what_is_allowed(
         "choices": [],
     }
     assert (body["trading_enabled"]["value"], body["trading_enabled"]["type"]) == (True, "bool")
-    assert body["leg_failure_policy"]["choices"] == ["unwind", "retry", "alert"]
+    assert body["leg_failure_policy"]["choices"] == ["unwind", "retry", "escalate", "alert"]
 
 
 def test_staff_change_several_keys_at_once(staff_api, django_capture_on_commit_callbacks):

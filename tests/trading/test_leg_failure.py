@@ -34,6 +34,7 @@ from trading.finalise import execution_settle
 from trading.leg_failure import LegState, StepKind, plan_step
 from trading.models import Incident, Order, PaperOrder
 from trading.placement import execution_place
+from trading.repair import repair_steps
 
 D = Decimal
 
@@ -144,6 +145,57 @@ def test_retries_that_cannot_fill_end_in_an_unwind(desk):
     assert step.startswith("unwind")
     assert refresh(execution).status == ExecutionStatus.UNWINDING
     assert orders(execution)["U"].account == desk.buy_account
+    desk.books()
+    execution_place(execution_id=str(execution.id))
+    assert execution_settle(execution_id=str(execution.id)) == ExecutionStatus.UNWOUND
+
+
+def test_escalation_retries_in_the_band_then_reprices_to_the_loss_cap_then_flattens(desk):
+    configure(leg_failure_policy=LegFailurePolicy.ESCALATE, retry_price_band_bps=20, repair_loss_cap="3")
+    execution = create(desk)
+    desk.books(sell_bids=[("49900", "1")])  # the bid fell 60 bps: beyond the band, within the loss cap
+    execution_place(execution_id=str(execution.id))
+
+    # Step 1: the missing sell within the band (50200 - 20 bps), which the book no longer reaches.
+    assert execution_settle(execution_id=str(execution.id)).startswith("retry")
+    assert orders(execution)["R1"].price == D("50099.6")
+    desk.books(sell_bids=[("49900", "1")])
+    execution_place(execution_id=str(execution.id))
+    assert orders(execution)["R1"].status == OrderStatus.EXPIRED
+
+    # Step 2: repriced as far as losing 3 USDT on 0.01 allows: 50200 - 300 = 49900, which fills.
+    assert execution_settle(execution_id=str(execution.id)).startswith("retry")
+    assert orders(execution)["R2"].price == D("49900")
+    desk.books(sell_bids=[("49900", "1")])
+    execution_place(execution_id=str(execution.id))
+    assert execution_settle(execution_id=str(execution.id)) == ExecutionStatus.COMPLETED
+    assert not Order.objects.filter(execution=execution, leg=OrderLeg.UNWIND).exists()
+
+    # Each step is on the execution, with its cost against the expected 50200 (fees included).
+    steps = repair_steps(refresh(execution), Order.objects.filter(execution=execution))
+    assert [(s.step, s.status, s.cost) for s in steps] == [
+        ("retry within the band", OrderStatus.EXPIRED, D(0)),
+        ("reprice up to the loss cap", OrderStatus.FILLED, D("3") + D("0.499")),  # 300 * 0.01, fee 0.1 %
+    ]
+    assert steps[1].latency_ms is not None
+
+
+def test_escalation_flattens_at_the_market_when_the_loss_cap_is_not_enough(desk):
+    configure(leg_failure_policy=LegFailurePolicy.ESCALATE, retry_price_band_bps=20, repair_loss_cap="1")
+    execution = create(desk)
+    desk.books(sell_bids=[("49000", "1")])  # far below both the band and the loss cap
+    execution_place(execution_id=str(execution.id))
+    for attempt in ("R1", "R2"):
+        assert execution_settle(execution_id=str(execution.id)).startswith("retry")
+        desk.books(sell_bids=[("49000", "1")])
+        execution_place(execution_id=str(execution.id))
+        assert orders(execution)[attempt].status == OrderStatus.EXPIRED
+    # Losing 1 USDT on 0.01 allows 50100, closer than the band: the reprice never goes back inside it.
+    assert orders(execution)["R2"].price == D("50099.6")
+
+    assert execution_settle(execution_id=str(execution.id)).startswith("unwind")
+    unwind = orders(execution)["U"]
+    assert (unwind.type, unwind.account) == (OrderType.MARKET, desk.buy_account)
     desk.books()
     execution_place(execution_id=str(execution.id))
     assert execution_settle(execution_id=str(execution.id)) == ExecutionStatus.UNWOUND

@@ -3,16 +3,19 @@ only as decimal strings (or integers): a JSON float has already lost precision."
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from decimal import Decimal
 from typing import Any
 
 from django.db import models
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from arbitragex.views import NamedChoiceField, PlainDecimalField, ReadFastSerializerMixin, UTCDateTimeField
 from marketdata.api.serializers import SymbolField
 from marketdata.models import Venue
 from trading.enums import (
+    ExecutionPolicy,
     ExecutionStatus,
     LegFailurePolicy,
     OpportunityStatus,
@@ -23,6 +26,7 @@ from trading.enums import (
     TimeInForce,
 )
 from trading.models import AccountBalance, ArbitrageOpportunity, Fill, Order, TradeExecution
+from trading.repair import repair_steps
 from trading.statistics import STATISTICS_GROUPS
 
 
@@ -133,6 +137,10 @@ class ExecutionSerializer(_DecimalModelSerializer):
     )
     status = NamedChoiceField(ExecutionStatus.choices, enum_name="ExecutionStatus", read_only=True)
     leg_failure_policy = NamedChoiceField(LegFailurePolicy.choices, enum_name="LegFailurePolicy", read_only=True)
+    policy = NamedChoiceField(ExecutionPolicy.choices, enum_name="ExecutionPolicy", read_only=True)
+    first_leg = serializers.CharField(
+        read_only=True, help_text="Sequential policy: the leg sent first, B or S (empty for simultaneous)."
+    )
 
     class Meta:
         model = TradeExecution
@@ -160,6 +168,9 @@ class ExecutionSerializer(_DecimalModelSerializer):
             "reserved_quote",
             "reserved_base",
             "leg_failure_policy",
+            "policy",
+            "first_leg",
+            "band_bps",
             "error_code",
             "error_message",
             "is_manual",
@@ -175,12 +186,32 @@ class ExecutionSerializer(_DecimalModelSerializer):
         read_only_fields = fields
 
 
+class RepairStepSerializer(serializers.Serializer):
+    step = serializers.CharField(help_text="Retry within the band, reprice up to the loss cap, or flatten.")
+    client_order_id = serializers.CharField()
+    side = serializers.CharField()
+    status = serializers.CharField()
+    price = PlainDecimalField(allow_null=True)
+    filled_qty = PlainDecimalField()
+    avg_price = PlainDecimalField(allow_null=True)
+    cost = PlainDecimalField(
+        help_text="Against the missing leg's expected price, fees included, in the quote asset (positive: lost)."
+    )
+    latency_ms = serializers.IntegerField(allow_null=True, help_text="From the step's decision to its last fill.")
+
+
 class ExecutionDetailSerializer(ExecutionSerializer):
     orders = OrderWithFillsSerializer(many=True, read_only=True)
+    repair_steps = serializers.SerializerMethodField()
 
     class Meta(ExecutionSerializer.Meta):
-        fields = [*ExecutionSerializer.Meta.fields, "orders"]
+        fields = [*ExecutionSerializer.Meta.fields, "orders", "repair_steps"]
         read_only_fields = fields
+
+    @extend_schema_field(RepairStepSerializer(many=True))
+    def get_repair_steps(self, execution: TradeExecution) -> list[dict[str, Any]]:
+        steps = repair_steps(execution, execution.orders.all())
+        return RepairStepSerializer([asdict(step) for step in steps], many=True).data  # type: ignore[return-value]
 
 
 class VenueCodeField(serializers.SlugRelatedField):
