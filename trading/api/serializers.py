@@ -342,3 +342,52 @@ class ExecutionStatisticsSerializer(StatisticsFiguresSerializer):
                 "groups": instance.groups,
             }
         )
+
+
+class QualityQuerySerializer(serializers.Serializer):
+    window_s = serializers.IntegerField(
+        required=False, min_value=60, max_value=604800, default=3600,
+        help_text="The rolling window, in seconds, over the executions that ended in it. Default: one hour.",
+    )  # fmt: skip
+
+
+class StagePercentilesSerializer(serializers.Serializer):
+    p50 = serializers.FloatField(allow_null=True)
+    p90 = serializers.FloatField(allow_null=True)
+    p99 = serializers.FloatField(allow_null=True)
+
+
+class StageLatencySerializer(serializers.Serializer):
+    detect_to_submit = StagePercentilesSerializer(help_text="Detection to the first order sent, ms.")
+    submit_to_ack = StagePercentilesSerializer(help_text="Sent to every leg acknowledged by its venue, ms.")
+    ack_to_fill = StagePercentilesSerializer(help_text="Acknowledged to every leg done, ms.")
+
+
+class BookAgeSerializer(serializers.Serializer):
+    p50 = serializers.FloatField(allow_null=True)
+    p99 = serializers.FloatField(allow_null=True)
+
+
+class PairQualitySerializer(serializers.Serializer):
+    buy_venue = serializers.CharField()
+    sell_venue = serializers.CharField()
+    taken = serializers.IntegerField()
+    completed = serializers.IntegerField()
+    unwound = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    capture_rate = PlainDecimalField(allow_null=True, help_text="COMPLETED / taken.")
+    expected_profit = PlainDecimalField()
+    actual_profit = PlainDecimalField()
+    realised_to_expected = PlainDecimalField(allow_null=True, help_text="Actual over expected profit.")
+    gross_profit = PlainDecimalField(help_text="Profit of the completed executions.")
+    legging_loss = PlainDecimalField(help_text="What the unwound executions lost.")
+    legging_loss_share = PlainDecimalField(allow_null=True, help_text="Legging loss over gross profit.")
+    latency_ms = StageLatencySerializer()
+    book_age_ms = BookAgeSerializer(help_text="Age of the paper book at fill, ms (empty for live venues).")
+
+
+class QualityReportSerializer(serializers.Serializer):
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+    window_s = serializers.IntegerField()
+    pairs = PairQualitySerializer(many=True)

@@ -28,8 +28,11 @@ from trading.api.serializers import (
     ExecutionStatisticsSerializer,
     OpportunitySerializer,
     OrderSerializer,
+    QualityQuerySerializer,
+    QualityReportSerializer,
     StatisticsQuerySerializer,
 )
+from trading.quality import execution_quality
 from trading.statistics import execution_statistics_report
 
 STATISTICS_DEFAULT_RANGE = timedelta(days=30)
@@ -131,6 +134,22 @@ class ExecutionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
             start=start, end=end, symbol=params.get("symbol"), group_by=params.get("group_by")
         )
         return Response(ExecutionStatisticsSerializer(report).data)
+
+    @extend_schema(
+        summary="Execution quality per venue pair",
+        description=(
+            "Over the executions that ended in the last window_s seconds, per venue pair: capture rate (completed / "
+            "taken), realised over expected profit, the legging-loss share of gross profit, latency percentiles of "
+            "each stage and the paper book's age at fill. Two SQL queries."
+        ),
+        parameters=[QualityQuerySerializer],
+        responses={200: QualityReportSerializer, **error_responses(400)},
+    )
+    @action(detail=False, methods=["get"], filterset_class=None, pagination_class=None)
+    def quality(self, request: Request) -> Response:
+        query = QualityQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        return Response(QualityReportSerializer(execution_quality(window_s=query.validated_data["window_s"])).data)
 
 
 def _range_start(end: datetime) -> datetime:
