@@ -43,6 +43,7 @@ def dashboard_config(*, is_staff: bool) -> dict[str, Any]:
             "instruments": reverse("instrument-list"),
             "executions": reverse("execution-list"),
             "statistics": reverse("execution-statistics"),
+            "quality": reverse("execution-quality"),
             "opportunities": reverse("opportunity-list"),
             "balances": reverse("balance-list"),
             "risk": reverse("risk-state-list"),

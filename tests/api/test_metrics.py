@@ -6,9 +6,12 @@ import os
 import subprocess
 import sys
 import textwrap
+from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from django.test import override_settings
+from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
@@ -18,6 +21,8 @@ from arbitragex.errors import ErrorCode
 from tests.api.conftest import PASSWORD, assert_error
 from tests.processes import process_environment
 from trading.enums import ExecutionStatus
+
+D = Decimal
 
 pytestmark = pytest.mark.django_db
 
@@ -194,3 +199,21 @@ def test_a_staff_token_scrapes_as_prometheus_does(operator):
 @override_settings(METRICS_PUBLIC=True)
 def test_metrics_public_opens_the_endpoint():
     assert APIClient().get("/metrics").status_code == 200
+
+
+def test_execution_quality_per_pair_is_a_gauge_at_scrape_time(scrape, desk):
+    now = timezone.now()
+    for status, expected, actual in (("COMPLETED", "1", "0.9"), ("COMPLETED", "1", "1.1"), ("UNWOUND", "1", "-0.5")):
+        desk.execution(
+            status=status, expected_profit=D(expected), actual_profit=D(actual), completed_at=now,
+            detected_at=now - timedelta(milliseconds=30), submitted_at=now - timedelta(milliseconds=10),
+        )  # fmt: skip
+
+    found = scrape()
+
+    pair = (("buy_venue", "ven-a"), ("sell_venue", "ven-b"))
+    assert found[("arbx_pair_capture_rate", pair)] == pytest.approx(2 / 3)
+    assert found[("arbx_pair_realised_to_expected", pair)] == pytest.approx(1.5 / 3)
+    assert found[("arbx_pair_legging_loss_share", pair)] == pytest.approx(0.5 / 2)
+    labels = (("buy_venue", "ven-a"), ("quantile", "p50"), ("sell_venue", "ven-b"), ("stage", "detect_to_submit"))
+    assert found[("arbx_pair_latency_ms", labels)] == 20

@@ -777,6 +777,38 @@
   }
 
   // ---------------------------------------------------------------------------------------------
+  // Execution quality per venue pair (the last hour)
+  // ---------------------------------------------------------------------------------------------
+
+  function showMs(value) {
+    return value === null || value === undefined ? "—" : `${Number(value).toFixed(1)} ms`;
+  }
+
+  function showRatio(text) {
+    return text === null || text === undefined ? "—" : `${showPercent(text)} %`;
+  }
+
+  async function qualityLoad() {
+    const report = await api(withQuery(cfg.api.quality, { window_s: 3600 }));
+    const tbody = $("#quality-table tbody");
+    const rows = report.pairs.map((p) => {
+      const latency = p.latency_ms;
+      return el("tr", { "data-pair": `${p.buy_venue}>${p.sell_venue}` },
+        el("td", { text: `${p.buy_venue} → ${p.sell_venue}` }),
+        el("td", { className: "num", text: String(p.taken) }),
+        el("td", { className: "num", text: showRatio(p.capture_rate) }),
+        el("td", { className: "num", text: p.realised_to_expected === null ? "—" : showRatio(p.realised_to_expected) }),
+        el("td", { className: "num", text: showRatio(p.legging_loss_share) }),
+        el("td", { className: "num", text: `${showMs(latency.detect_to_submit.p50)} / ${showMs(latency.detect_to_submit.p99)}` }),
+        el("td", { className: "num", text: showMs(latency.submit_to_ack.p50) }),
+        el("td", { className: "num", text: showMs(p.book_age_ms.p99) }),
+      );
+    });
+    tbody.replaceChildren(...rows);
+    $("#quality-empty").hidden = rows.length > 0;
+  }
+
+  // ---------------------------------------------------------------------------------------------
   // Breaker and kill switch, with the staff controls
   // ---------------------------------------------------------------------------------------------
 
@@ -1025,6 +1057,7 @@
       ["opportunities", opportunitiesLoad],
       ["pnl", pnlLoad],
       ["balances", balancesLoad],
+      ["quality", qualityLoad],
       ["risk", riskLoad],
     ]) {
       load().catch((error) => notice(`${name}: ${error.message}`, "error"));
@@ -1040,6 +1073,7 @@
     quotesLoad().catch((error) => notice(`quotes: ${error.message}`, "error"));
     every(5000, "risk", riskLoad);
     every(15000, "balances", balancesLoad);
+    every(15000, "quality", qualityLoad);
     every(60000, "PnL", pnlLoad);
     // The socket brings execution and opportunity changes; while it is down, poll instead.
     executionsLoad().catch((error) => notice(`executions: ${error.message}`, "error"));
