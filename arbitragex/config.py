@@ -199,6 +199,13 @@ REGISTRY: dict[str, ConfigKey] = {
                   D("0"), D("100000000")),
         ConfigKey("pair_pause_s", "int", 900, "How long a pair paused by its execution quality stays paused.",
                   1, 604800),
+        ConfigKey("detect_interval_ms", "int", 0,
+                  "0: the stream prices a symbol as soon as a book changes. Else at most once per interval, as a "
+                  "polling bot does (the execution-quality benchmark's taker baseline uses 1000).", 0, 60000),
+        ConfigKey("leg_order_type", "choice", "limit",
+                  "The legs' order type. limit: IOC limits at the touch widened by the band. market: market orders "
+                  "on both legs, as a plain taker bot sends them (the execution-quality benchmark's baseline).",
+                  choices=("limit", "market")),
         ConfigKey("min_expected_profit", "decimal", D("0"),
                   "Opportunities expected to make less than this (quote asset, after fees) are declined.",
                   D("0"), D("1000000")),

@@ -477,10 +477,11 @@ def _execution_insert(plan: _Plan, reads: _Reads) -> TradeExecution:
         started_at=now,
     )
     # Sequential: the hedge is held back until the first leg's fill is known (``trading.sequential``).
+    market = values["leg_order_type"] == "market"
     Order.objects.bulk_create(
         [
-            _leg_order(execution, plan.buy, OrderLeg.BUY, OrderSide.BUY, sending.buy_limit, plan.quantity),
-            _leg_order(execution, plan.sell, OrderLeg.SELL, OrderSide.SELL, sending.sell_limit, plan.quantity),
+            _leg_order(execution, plan.buy, OrderLeg.BUY, OrderSide.BUY, sending.buy_limit, plan.quantity, market),
+            _leg_order(execution, plan.sell, OrderLeg.SELL, OrderSide.SELL, sending.sell_limit, plan.quantity, market),
         ],
     )
     if plan.opportunity is None:
@@ -505,7 +506,13 @@ def _execution_insert(plan: _Plan, reads: _Reads) -> TradeExecution:
 
 
 def _leg_order(
-    execution: TradeExecution, leg: _Leg, leg_code: OrderLeg, side: OrderSide, price: Decimal, quantity: Decimal
+    execution: TradeExecution,
+    leg: _Leg,
+    leg_code: OrderLeg,
+    side: OrderSide,
+    price: Decimal,
+    quantity: Decimal,
+    market: bool = False,
 ) -> Order:
     first = execution.first_leg
     return Order(
@@ -518,9 +525,9 @@ def _leg_order(
         client_order_id=client_order_id(uuid.UUID(str(execution.pk)), leg_code),
         symbol=execution.symbol,
         side=side,
-        type=OrderType.LIMIT,
-        time_in_force=TimeInForce.IOC,
-        price=price,
+        type=OrderType.MARKET if market else OrderType.LIMIT,
+        time_in_force="" if market else TimeInForce.IOC,
+        price=None if market else price,
         quantity=quantity,
         status=OrderStatus.PENDING,
     )

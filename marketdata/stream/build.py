@@ -230,6 +230,7 @@ def runtime_config_load() -> RuntimeConfig:
         debounce_change_bps=Decimal(values["debounce_change_bps"]),
         # 0 turns the time-based re-fire off: a persisting spread then fires again only when it changes.
         debounce_refire_ms=refire_ms or None,
+        detect_interval_ms=int(values["detect_interval_ms"]),
     )
 
 

@@ -87,6 +87,9 @@ class RuntimeConfig:
     detection: DetectionConfig
     debounce_change_bps: Decimal
     debounce_refire_ms: int | None
+    detect_interval_ms: int = 0
+    """0: detection runs as soon as a book changes. Else at most once per interval, on the interval's
+    ticks, as a polling bot would (the execution-quality benchmark's taker baseline)."""
 
 
 @dataclass(slots=True)
@@ -210,6 +213,8 @@ class StreamRunner:
         self._background: set[asyncio.Task[None]] = set()
         self._due: dict[str, float] = {}
         self._book_requests: BookRequestListener | None = None
+        self._detect_interval_s = 0.0
+        self._detect_tick_due = False
 
     # --- lifecycle ---
 
@@ -363,6 +368,21 @@ class StreamRunner:
             self._detect_now()
 
     def _detect_now(self) -> None:
+        if self._detect_interval_s:
+            # Ticked detection: changes wait for the next tick, which prices the books as they are then.
+            if not self._detect_tick_due:
+                self._detect_tick_due = True
+                loop = asyncio.get_running_loop()
+                tick = self._detect_interval_s
+                loop.call_at((loop.time() // tick + 1) * tick, self._detect_tick)
+            return
+        self._detect_run()
+
+    def _detect_tick(self) -> None:
+        self._detect_tick_due = False
+        self._detect_run()
+
+    def _detect_run(self) -> None:
         self._since_detect = 0
         fired = self.pipeline.detect()
         if not fired:
@@ -544,6 +564,7 @@ class StreamRunner:
             metrics.ticks_ingested.labels(venue=feed_name).inc(count)
 
     def _apply_config(self, config: RuntimeConfig) -> None:
+        self._detect_interval_s = config.detect_interval_ms / 1000
         self.pipeline.detection = config.detection
         debouncer = self.pipeline.debouncer
         debouncer.rate_change_bps = config.debounce_change_bps

@@ -36,6 +36,7 @@ from marketdata.stream import (
     FeedSource,
     HandlerResult,
     Pipeline,
+    RuntimeConfig,
     StreamOptions,
     StreamRunner,
     StreamSettings,
@@ -515,3 +516,39 @@ def test_quote_payloads_are_json_ready_with_decimal_strings():
         "type": "quote", "venue": "a", "symbol": "BTCUSDT", "bid": "61000", "bid_qty": "0.0000001",
         "ask": "61000.5", "ask_qty": "2", "ts": 9, "exchange_ts": None,
     }  # fmt: skip
+
+
+class PacedFeed(ListFeed):
+    """Prepared items, one every ``gap_s`` of wall time."""
+
+    def __init__(self, items, venues=("a", "b"), gap_s: float = 0.01) -> None:
+        super().__init__(items, venues)
+        self.gap_s = gap_s
+
+    async def _run(self):
+        for item in self.items:
+            await asyncio.sleep(self.gap_s)
+            yield item
+
+
+@pytest.mark.parametrize(("interval_ms", "most"), [(0, None), (200, 5)])
+def test_a_detection_interval_prices_on_its_ticks_only(interval_ms, most):
+    """A changing spread every 10 ms for 0.6 s: priced on every change, or on the 200 ms ticks only."""
+    ticks = [quote("b", "BTCUSDT", "101.00", f"{101.50 + i / 100:.2f}", ts=2_000 + i) for i in range(60)]
+    runner = StreamRunner(
+        pipeline=pipeline_for(
+            [("a", "BTCUSDT"), ("b", "BTCUSDT")], specs={"BTCUSDT": {"a": spec("a"), "b": spec("b")}}
+        ),
+        feeds=[
+            FeedSource("a", ("a",), lambda: ListFeed([quote("a", "BTCUSDT", "99.00", "100.00", ts=1_000)], ("a",))),
+            FeedSource("b", ("b",), lambda: PacedFeed(ticks, ("b",))),
+        ],
+        config_loader=lambda: RuntimeConfig(ANY_AGE, D(2), None, detect_interval_ms=interval_ms),
+    )
+
+    report = run(runner)
+
+    if most is None:
+        assert report.pipeline["detections"] >= 50
+    else:
+        assert 2 <= report.pipeline["detections"] <= most
