@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 
 # In the order they run; the long memory replay goes last.
-BENCHMARKS = ["pipeline", "tick_to_order", "order_sync", "api", "stream_memory"]
+BENCHMARKS = ["pipeline", "tick_to_order", "execution_quality", "order_sync", "api", "stream_memory"]
 
 
 def _shown(value: Any) -> str:
