@@ -294,6 +294,8 @@ def _sending(plan: _Plan, values: dict[str, Any]) -> _Sending:
             sell_rate=rates.get((plan.sell.venue.pk, OrderSide.SELL), LegFillRate(0, 0)),
             buy_qty_available=opportunity.buy_qty_available if opportunity is not None else None,
             sell_qty_available=opportunity.sell_qty_available if opportunity is not None else None,
+            buy_quote_age_ms=opportunity.buy_quote_age_ms if opportunity is not None else None,
+            sell_quote_age_ms=opportunity.sell_quote_age_ms if opportunity is not None else None,
         )
     return _Sending(
         policy=policy,

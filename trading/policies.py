@@ -1,10 +1,10 @@
 """Execution policies: how an opportunity's two legs are sent. Pure functions over plain values.
 
 - **simultaneous**: both legs at once, each an IOC limit at the detected touch widened by the band.
-- **sequential**: the fragile leg first (the venue and side that fill least often in the desk's own
-  history), then, once its fill is known, the hedge for what it filled, at its touch widened by the
-  band. A first leg that does not fill costs nothing; a hedge rarely misses, since it goes to the venue
-  that did not move.
+- **sequential**: the fragile leg first (the lagging venue's, whose quote is the older; else the venue
+  and side that fill least often in the desk's own history), then, once its fill is known, the hedge
+  for what it filled, at its touch widened by the band. A first leg that does not fill costs nothing; a
+  hedge rarely misses, since it goes to the venue that did not move.
 
 The band is a share of the venues' recent one-minute range (their volatility), capped by
 ``leg_band_max_bps`` and by half the edge above the minimum profit rate, so that both legs filled at the
@@ -70,14 +70,32 @@ class LegFillRate:
         return Decimal(self.filled + prior_filled) / Decimal(self.sent + prior_sent)
 
 
+LAG_MS = 5
+"""Quote ages this far apart name the lagging venue."""
+
+
 def first_leg_choose(
     *,
     buy_rate: LegFillRate,
     sell_rate: LegFillRate,
     buy_qty_available: Decimal | None,
     sell_qty_available: Decimal | None,
+    buy_quote_age_ms: int | None = None,
+    sell_quote_age_ms: int | None = None,
 ) -> OrderLeg:
-    """The fragile leg, which goes first: the one that fills less often; on a tie, the thinner touch."""
+    """The fragile leg, which goes first.
+
+    A dislocation is mostly one venue lagging another: the lagging venue's quote is the older one and is
+    about to catch up, so its leg is the one likely to miss. When the quotes' ages do not tell (within
+    ``LAG_MS``), the leg that filled less often in the desk's history; then the thinner touch. (History
+    alone would reinforce itself: a hedge is sent only after its first leg filled, so the leg sent first
+    is the only one seen missing.)"""
+    if (
+        buy_quote_age_ms is not None
+        and sell_quote_age_ms is not None
+        and abs(buy_quote_age_ms - sell_quote_age_ms) >= LAG_MS
+    ):
+        return OrderLeg.BUY if buy_quote_age_ms > sell_quote_age_ms else OrderLeg.SELL
     buy, sell = buy_rate.rate(), sell_rate.rate()
     if buy != sell:
         return OrderLeg.BUY if buy < sell else OrderLeg.SELL

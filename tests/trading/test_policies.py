@@ -71,3 +71,17 @@ def test_a_pair_override_wins_over_the_default_for_that_direction_only():
     assert policy_for_pair(default="sequential", overrides="", buy_venue="a", sell_venue="b") == (
         ExecutionPolicy.SEQUENTIAL
     )
+
+
+def test_the_lagging_venue_s_leg_goes_first_whatever_the_history_says():
+    """Its quote is the older one: that venue is about to catch up, and its leg is the one likely to miss."""
+    reliable, flaky = LegFillRate(sent=20, filled=20), LegFillRate(sent=20, filled=8)
+    lagging_buy = first_leg_choose(
+        buy_rate=reliable, sell_rate=flaky, buy_qty_available=D(1), sell_qty_available=D(1),
+        buy_quote_age_ms=40, sell_quote_age_ms=2,
+    )  # fmt: skip
+    close_ages = first_leg_choose(
+        buy_rate=reliable, sell_rate=flaky, buy_qty_available=D(1), sell_qty_available=D(1),
+        buy_quote_age_ms=6, sell_quote_age_ms=3,
+    )  # fmt: skip
+    assert (lagging_buy, close_ages) == (OrderLeg.BUY, OrderLeg.SELL)
