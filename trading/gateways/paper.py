@@ -11,7 +11,8 @@ The book a taker order meets is the book as it is when the order arrives (System
 asked of the stream process serving the venue (``marketdata.cache.book_request``). When a stream serves
 the venue but does not answer within ``paper_book_wait_ms``, the order is refused unplaced (retryable);
 when none does (books put by hand in tests and tools), the cached book is the book. Each fill records
-the age of the book it met (``book_age_ms``). Our own taker fills take the liquidity they met: a later
+the age of the book it met at the order's arrival (``book_age_ms``: zero for a book the stream took
+after the order arrived). Our own taker fills take the liquidity they met: a later
 order on the same snapshot (same ``book_version``) finds those levels smaller, until the venue's next
 update replaces the snapshot. ``paper_book`` = ``cached`` keeps the behaviour before 2026-12 (the cached
 book whatever its age, never consumed) as a benchmark baseline.
@@ -422,7 +423,8 @@ class PaperVenue:
                     paper_book_lock(self.venue_id, request.symbol)
                     taken = self._taken(cached.book, request.symbol, request.side)
                 plan, plan_quote = _plan(request, rules, cached.book if cached is not None else None, taken)
-                return self._place_locked(request, rules, pairs, plan, plan_quote, cached)
+                age = cached.age_ms(arrived_ms) if cached is not None else None
+                return self._place_locked(request, rules, pairs, plan, plan_quote, cached, age)
         except IntegrityError:
             # The partial unique index on open client order ids caught a concurrent duplicate.
             duplicate = PaperOrder.objects.filter(
@@ -472,6 +474,7 @@ class PaperVenue:
         plan: list[BookLevel],
         plan_quote: Decimal,
         cached: CachedBook | None,
+        book_age_ms: int | None,
     ) -> OrderReport:
         book = cached.book if cached is not None else None
         balances = balances_lock(pairs)
@@ -506,9 +509,8 @@ class PaperVenue:
             created_ms=now,
             updated_ms=now,
         )
-        age = cached.age_ms(now) if cached is not None else None
         fills = [
-            _apply_fill(order, rules, balances, price, qty, is_maker=False, now_ms=now, book_age_ms=age)
+            _apply_fill(order, rules, balances, price, qty, is_maker=False, now_ms=now, book_age_ms=book_age_ms)
             for price, qty in plan
         ]
         remaining = order.quantity - order.filled_qty
