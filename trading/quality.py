@@ -4,8 +4,9 @@
   NEEDS_ATTENTION);
 - **realised / expected**: the sum of actual profit over the sum of expected profit of the executions
   taken;
-- **legging-loss share**: what the executions that missed a leg (UNWOUND) lost, over the gross profit
-  of the completed ones;
+- **legging-loss share**: what missed legs cost, over the gross profit of the completed executions: the
+  loss of each UNWOUND execution, and what the repair (retries, reprices) of a COMPLETED one cost
+  against its expected profit;
 - **latency** percentiles (p50, p90, p99, ms) of each stage: detection → submit, submit → venue
   acknowledgement, acknowledgement → fill; and of the paper book's age at fill.
 
@@ -103,7 +104,12 @@ SELECT bv.code, sv.code,
        COALESCE(SUM(e.expected_profit), 0),
        COALESCE(SUM(e.actual_profit), 0),
        COALESCE(SUM(e.actual_profit) FILTER (WHERE e.status = %(completed)s AND e.actual_profit > 0), 0),
-       COALESCE(-SUM(e.actual_profit) FILTER (WHERE e.status = %(unwound)s AND e.actual_profit < 0), 0),
+       COALESCE(SUM(CASE
+           WHEN e.status = %(unwound)s AND e.actual_profit < 0 THEN -e.actual_profit
+           WHEN e.status = %(completed)s AND e.actual_profit < e.expected_profit AND EXISTS (
+               SELECT 1 FROM trading_order r WHERE r.execution_id = e.id AND r.leg IN ('R', 'U')
+           ) THEN e.expected_profit - e.actual_profit
+           ELSE 0 END), 0),
        {_PERCENTILE_COLUMNS}
 FROM trading_tradeexecution e
 JOIN marketdata_venue bv ON bv.id = e.buy_venue_id

@@ -12,7 +12,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from tests.factories import ExchangeAccountFactory, FillFactory, OrderFactory, TradeExecutionFactory
-from trading.enums import ExecutionStatus
+from trading.enums import ExecutionStatus, OrderLeg
 from trading.quality import execution_quality
 
 D = Decimal
@@ -67,6 +67,17 @@ def test_capture_realised_over_expected_and_legging_share_per_pair(pair):
     assert figures.latency_ms["submit_to_ack"]["p50"] == 5.0
     assert figures.latency_ms["ack_to_fill"]["p99"] == 2.0
     assert len(report.pairs) == 2
+
+
+def test_what_a_repair_cost_a_completed_execution_counts_as_legging(pair):
+    clean = ended(pair, ExecutionStatus.COMPLETED, expected="1", actual="0.8")  # slippage, no repair
+    repaired = ended(pair, ExecutionStatus.COMPLETED, expected="2", actual="1.5")
+    OrderFactory(execution=repaired, leg=OrderLeg.RETRY, attempt=1)
+
+    (figures,) = execution_quality(window_s=3600).pairs
+
+    assert clean.actual_profit < clean.expected_profit
+    assert (figures.gross_profit, figures.legging_loss) == (D("2.3"), D("0.5"))  # only the repaired one's 0.5
 
 
 def test_the_book_age_at_fill_is_reported_per_pair(pair):
