@@ -207,29 +207,54 @@ def execution_place(*, execution_id: str, gateway_factory: GatewayFactory | None
         if lease is None:
             result.retry = result.busy = True
             return result
-        claims, waiting = _claim(str(execution_id))
-        result.retry = waiting
-        if not claims:
-            return result
-        fault_point("placement.after_claim")
-        try:
-            outcomes = _send_all(claims, gateway_factory, lease)
-            # The claim's change, published once the orders are out: the read, the cache round trip
-            # and the fan-out need not delay them.
-            _execution_published(str(execution_id))
-            crash: BaseException | None = None
-            for claim, outcome in zip(claims, outcomes, strict=True):
-                if isinstance(outcome, BaseException):
-                    crash = crash or outcome
-                    continue
-                result.outcomes[claim.request.client_order_id] = outcome.kind
-                result.retry |= _apply(claim, outcome)
-            if crash is not None:
-                raise crash
-        finally:
-            if any(claim.resend_allowed for claim in claims):
-                _settle_schedule(str(execution_id))
+        # A second round sends what the first one's answers released: the sequential policy's hedge,
+        # once its first leg has filled (trading.sequential), without waiting for another task.
+        for round_ in range(PLACEMENT_ROUNDS):
+            if round_ and not _released_since(str(execution_id)):
+                break
+            claims, waiting = _claim(str(execution_id))
+            result.retry = waiting
+            if not claims:
+                break
+            _place_claims(str(execution_id), claims, gateway_factory, lease, result)
     return result
+
+
+def _released_since(execution_id: str) -> bool:
+    """An order never sent and no longer held: released by the round that just ended."""
+    return Order.objects.filter(
+        execution__pk=execution_id, status=OrderStatus.PENDING, held=False, place_attempts=0
+    ).exists()
+
+
+PLACEMENT_ROUNDS = 2
+
+
+def _place_claims(
+    execution_id: str,
+    claims: list[_Claim],
+    gateway_factory: GatewayFactory | None,
+    lease: LeaseLost,
+    result: PlacementResult,
+) -> None:
+    fault_point("placement.after_claim")
+    try:
+        outcomes = _send_all(claims, gateway_factory, lease)
+        # The claim's change, published once the orders are out: the read, the cache round trip
+        # and the fan-out need not delay them.
+        _execution_published(execution_id)
+        crash: BaseException | None = None
+        for claim, outcome in zip(claims, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                crash = crash or outcome
+                continue
+            result.outcomes[claim.request.client_order_id] = outcome.kind
+            result.retry |= _apply(claim, outcome)
+        if crash is not None:
+            raise crash
+    finally:
+        if any(claim.resend_allowed for claim in claims):
+            _settle_schedule(execution_id)
 
 
 def _execution_published(execution_id: str) -> None:

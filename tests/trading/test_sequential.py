@@ -49,17 +49,15 @@ def test_sequential_sends_the_fragile_leg_alone_then_the_hedge_for_what_it_fille
     assert legs(execution)[OrderLeg.BUY].held and not legs(execution)[OrderLeg.SELL].held
     counting = CountingGateways()
 
-    execution_place(execution_id=str(execution.pk), gateway_factory=counting)
-
-    assert counting.total("place_order") == 1
-    sell, buy = legs(execution)[OrderLeg.SELL], legs(execution)[OrderLeg.BUY]
-    assert sell.status == OrderStatus.FILLED
-    assert (buy.status, buy.held, buy.quantity) == (OrderStatus.PENDING, False, D("0.01"))  # released
-
-    execution_place(execution_id=str(execution.pk), gateway_factory=counting)  # the hedge's placement
+    # One placement run: the sell goes out alone; its fill releases the hedge, which the same run sends.
+    result = execution_place(execution_id=str(execution.pk), gateway_factory=counting)
 
     assert counting.total("place_order") == 2
-    assert legs(execution)[OrderLeg.BUY].status == OrderStatus.FILLED
+    sell, buy = legs(execution)[OrderLeg.SELL], legs(execution)[OrderLeg.BUY]
+    assert list(result.outcomes) == [sell.client_order_id, buy.client_order_id]
+    assert sell.status == buy.status == OrderStatus.FILLED
+    assert (buy.held, buy.quantity) == (False, D("0.01"))
+    assert buy.submitted_at >= sell.filled_at  # sent once the first leg's fill was known
     execution_settle(execution_id=str(execution.pk), gateway_factory=counting)
     execution.refresh_from_db()
     assert execution.status == ExecutionStatus.COMPLETED
