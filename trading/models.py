@@ -120,15 +120,17 @@ class TradeExecution(models.Model):
     leg_failure_policy = models.CharField(
         max_length=8, choices=LegFailurePolicy.choices, default=LegFailurePolicy.UNWIND
     )
+    # db_default too: rows written outside the ORM (bulk loads, the API benchmark's seed) get them.
     policy = models.CharField(
         max_length=16, choices=ExecutionPolicy.choices, default=ExecutionPolicy.SIMULTANEOUS,
+        db_default=ExecutionPolicy.SIMULTANEOUS,
         help_text="How the legs were sent (SystemConfig execution_policy, per venue pair).",
     )  # fmt: skip
     first_leg = models.CharField(
-        max_length=1, choices=OrderLeg.choices, blank=True,
+        max_length=1, choices=OrderLeg.choices, blank=True, default="", db_default="",
         help_text="Sequential policy: the leg sent first (the fragile one); the hedge waits for its fill.",
     )  # fmt: skip
-    band_bps = MoneyField(default=0, help_text="The slippage band of each leg's limit price, in bps.")
+    band_bps = MoneyField(default=0, db_default=0, help_text="The slippage band of each leg's limit price, in bps.")
     error_code = models.PositiveIntegerField(null=True, blank=True)
     error_message = models.TextField(blank=True)
     # Reserved amounts, released or settled at finalisation.
@@ -212,7 +214,9 @@ class Order(models.Model):
         null=True, blank=True, help_text="After this, the venue refuses the last claim's send (its recvWindow)."
     )
     held = models.BooleanField(
-        default=False, help_text="Sequential policy's hedge: not sent until the first leg's fill is known."
+        default=False,
+        db_default=False,
+        help_text="Sequential policy's hedge: not sent until the first leg's fill is known.",
     )
     submitted_at = models.DateTimeField(null=True, blank=True)
     acknowledged_at = models.DateTimeField(null=True, blank=True)

@@ -21,6 +21,7 @@ READ_ROUTES = [
     ("get", "/api/v1/executions/"),
     ("get", f"/api/v1/executions/{SOME_ID}/"),
     ("get", "/api/v1/executions/statistics/"),
+    ("get", "/api/v1/executions/quality/"),
     ("get", "/api/v1/orders/"),
     ("get", "/api/v1/opportunities/"),
     ("get", "/api/v1/balances/"),
@@ -63,8 +64,9 @@ def test_the_lists_below_cover_every_api_route():
         for route in _routes(get_resolver().url_patterns)
         if route.startswith("api/v1/")
     }
-    covered = PUBLIC_ROUTES | {"executions/", "executions/statistics/", "orders/", "opportunities/", "balances/",
-                               "risk/", "config/", "venues/", "instruments/", "quotes/", "klines/",
+    covered = PUBLIC_ROUTES | {"executions/", "executions/statistics/", "executions/quality/", "orders/",
+                               "opportunities/", "balances/", "risk/", "config/", "venues/", "instruments/",
+                               "quotes/", "klines/",
                                "risk/breaker/open/", "risk/breaker/close/", "risk/reset-daily/",
                                "notifications/channels/", "notifications/rules/"}  # fmt: skip
     detail_routes = {r for r in routes if "(?P<pk>" in r}

@@ -94,8 +94,8 @@ def test_a_choice_key_refuses_anything_else_and_lists_the_choices(raw):
     error = _refused("leg_failure_policy", raw)
 
     assert error.code == ErrorCode.INVALID_CONFIG
-    assert error.message == "leg_failure_policy: must be one of unwind, retry, alert"
-    assert error.detail["allowed"] == "unwind | retry | alert"
+    assert error.message == "leg_failure_policy: must be one of unwind, retry, escalate, alert"
+    assert error.detail["allowed"] == "unwind | retry | escalate | alert"
 
 
 def test_a_text_key_accepts_text_up_to_500_characters():
@@ -295,9 +295,9 @@ def test_the_admin_change_form_refuses_a_bad_value_and_keeps_the_stored_one(admi
     refused = admin_client.post(url, {"value": "sideways"})
     accepted = admin_client.post(url, {"value": "retry"})
 
-    assert "Allowed: unwind | retry | alert." in page
+    assert "Allowed: unwind | retry | escalate | alert." in page
     assert refused.status_code == 200
-    assert "leg_failure_policy: must be one of unwind, retry, alert" in refused.content.decode()
+    assert "leg_failure_policy: must be one of unwind, retry, escalate, alert" in refused.content.decode()
     assert accepted.status_code == 302
     row.refresh_from_db()
     assert row.value == "retry"

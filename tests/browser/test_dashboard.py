@@ -280,5 +280,4 @@ def test_the_execution_quality_panel_shows_each_venue_pair(page, transactional_d
         ["sim-a → sim-b", "4", "75 %", "63 %", "12.5 %", "20.0 ms / 20.0 ms", "5.0 ms", "—"]
     )
     expect(page.locator("#quality-empty")).to_be_hidden()
-    screenshot_if_asked(page, "dashboard_quality")
     assert page.js_errors == []
