@@ -230,6 +230,10 @@ def platform_seed(venues: list[ChaosVenue], settings: ChaosSettings) -> None:
             "breaker_max_consecutive_losses": 1000,
             "breaker_max_daily_loss": "100000000",
             "breaker_max_drawdown_rate": "1",
+            # The faults make legs miss on purpose: a venue pair paused for its execution quality would
+            # stay paused past the run (its cooldown), which the no-manual-step invariant counts.
+            "pair_max_leg_failure_rate": "1",
+            "pair_legging_loss_budget": "0",
             "auto_execute": False,
         }
     )
