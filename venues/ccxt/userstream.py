@@ -1,11 +1,11 @@
 """User data streams of live accounts on ccxt venues: ``watch_orders`` and ``watch_my_trades`` of
 ccxt.pro, handed to the platform's ``UserDataHandler`` as the Binance family's stream does.
 
-``watch_orders`` gives each order's state (status, cumulative fill); ``watch_my_trades`` gives each
-fill once (ccxt caches trades by id, while an order's state may be conflated when two pushes arrive
-together). A fill is handed on with its order's latest state; one that arrives before any state of
-its order waits for it. The handler is called one event at a time. Reports are deduplicated by the
-platform (fills by trade id, states only forward), so a push seen twice is harmless.
+``watch_orders`` keeps each order's latest state (status, cumulative fill) in ccxt's cache, and
+``watch_my_trades`` each fill, once, by trade id. The stream hands on every state and every fill it
+has not handed on yet (``_sweep``); a fill goes with its order's latest state, and one that arrives
+before any state of its order waits for it. The handler is called one event at a time. The platform
+de-duplicates as well (fills by trade id, states only forward), so a push seen twice is harmless.
 
 ccxt.pro keeps the connection alive itself (OKX: ``ping`` every 18 s, the venue cuts after 30 s of
 silence) and fails the pending watch when the connection drops. The stream then closes its exchange
@@ -32,9 +32,10 @@ from arbitragex.errors import ApplicationError
 from arbitragex.money import InvalidAmount
 from venues.ccxt.errors import Call, classify
 from venues.ccxt.exchange import CcxtConnection
+from venues.ccxt.limits import Op, VenueLimits
 from venues.ccxt.markets import MarketIndex, client_id_codec
 from venues.ccxt.parsing import fill_from_trade, order_report_from_ccxt
-from venues.gateway import FillReport, FinalVenueError, OrderReport, VenueError
+from venues.gateway import FinalVenueError, OrderReport, VenueError
 from venues.userdata import UserDataHandler, UserStreamSettings
 
 if TYPE_CHECKING:
@@ -50,7 +51,8 @@ STREAM_FEE_SIGN: dict[str, int] = {"okx": -1}
 _MALFORMED: tuple[type[BaseException], ...] = (
     KeyError, TypeError, ValueError, AttributeError, IndexError, ArithmeticError, InvalidAmount, ApplicationError,
 )  # fmt: skip
-_PENDING_MAX = 1_000
+_SEEN_MAX = 5_000  # order states and trade ids remembered (ccxt's caches hold 1000 of each)
+SWEEP_S = 0.25
 
 
 class CcxtUserStream:
@@ -73,15 +75,16 @@ class CcxtUserStream:
         self.settings = stream_settings or UserStreamSettings()
         self.codec = client_id_codec(self.connection.exchange_id)
         self.fee_sign = STREAM_FEE_SIGN.get(self.connection.exchange_id, 1)
+        self.limits = VenueLimits(self.connection.code, self.connection.exchange_id, account.pk, max_wait_s=60.0)
         self.stats: dict[str, int] = dict.fromkeys(
-            ("subscriptions", "reconnects", "order_reports", "fills", "fills_waiting", "malformed", "handler_errors",
-             "errors"), 0,
+            ("subscriptions", "reconnects", "order_reports", "fills", "malformed", "handler_errors"), 0,
         )  # fmt: skip
         self.connected = asyncio.Event()
         self._stop = asyncio.Event()
         self._handler_lock = asyncio.Lock()
         self._states: OrderedDict[str, OrderReport] = OrderedDict()
-        self._waiting: OrderedDict[str, list[FillReport]] = OrderedDict()
+        self._signatures: OrderedDict[str, tuple[Any, ...]] = OrderedDict()
+        self._trades_handed: OrderedDict[str, None] = OrderedDict()
         self._markets = MarketIndex(())
 
     @property
@@ -94,7 +97,6 @@ class CcxtUserStream:
     async def run(self) -> None:
         s = self.settings
         failures = 0
-        first = True
         while not self._stop.is_set():
             exchange: Any = None
             connected_at: float | None = None
@@ -105,11 +107,12 @@ class CcxtUserStream:
                     pro=True, api_key=self._api_key, secret=self._api_secret, passphrase=self._passphrase,
                     request_timeout_s=s.request_timeout_s,
                 )  # fmt: skip
+                if self.connection.exchange_id == "okx" and not self.connection.sandbox:
+                    await self.limits.acquire(Op.CURRENCIES)  # ccxt.okx reads asset/currencies first, signed
+                await self.limits.acquire(Op.MARKETS)
                 markets = await asyncio.wait_for(exchange.load_markets(), s.subscribe_timeout_s)
                 self._markets = MarketIndex(markets.values())
-                reason = await self._pump(exchange, first)
-                connected_at = self._connected_at
-                first = False
+                reason = await self._pump(exchange)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 (any failure ends this connection; it is reopened)
@@ -118,6 +121,7 @@ class CcxtUserStream:
                 if isinstance(error, FinalVenueError):
                     level = logging.ERROR  # a refused key or passphrase will not heal by itself
             finally:
+                connected_at = self._connected_at
                 self.connected.clear()
                 if exchange is not None:
                     with contextlib.suppress(Exception):
@@ -141,86 +145,92 @@ class CcxtUserStream:
             return classify(exc, venue=self.connection.code, operation="user data subscribe", call=Call.READ)
         return exc
 
-    async def _pump(self, exchange: Any, first: bool) -> str:
-        """Watch orders and trades until the connection fails or the stream stops; returns why."""
+    async def _pump(self, exchange: Any) -> str:
+        """Keep ``watch_orders`` and ``watch_my_trades`` pending (they log in, subscribe, and fail when
+        the connection does) and hand on what ccxt's caches hold that was not handed on yet, after every
+        wake and every ``SWEEP_S``; returns why the connection is over."""
         s = self.settings
         self._connected_at = None
-        handlers = {exchange.watch_orders: self._on_orders, exchange.watch_my_trades: self._on_trades}
-        watches = {asyncio.ensure_future(watch()): watch for watch in handlers}
+        watch_calls = (exchange.watch_orders, exchange.watch_my_trades)
+        watches = {asyncio.ensure_future(watch()): watch for watch in watch_calls}
         stop = asyncio.ensure_future(self._stop.wait())
+        started = time.monotonic()
         try:
             while True:
-                subscribing = self._connected_at is None
-                done, _ = await asyncio.wait({*watches, stop}, timeout=s.subscribe_timeout_s if subscribing else None,
-                                             return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+                done, _ = await asyncio.wait({*watches, stop}, timeout=SWEEP_S, return_when=asyncio.FIRST_COMPLETED)
                 if stop in done:
                     return "stopped"
-                if not done:
-                    # A quiet account: nothing to push is normal, and ccxt's keepalive fails the watch
-                    # of a dead connection. Past the subscribe timeout, the stream counts as up.
-                    await self._subscribed(first)
-                    continue
                 for future in done:
                     watch = watches.pop(future)
-                    items = future.result()  # a failed watch raises here: this connection is over
-                    await self._subscribed(first)
-                    await handlers[watch](items)
+                    future.result()  # a failed watch raises here: this connection is over
+                    await self._subscribed()
                     watches[asyncio.ensure_future(watch())] = watch
+                if self._connected_at is None and time.monotonic() - started >= s.subscribe_timeout_s:
+                    # A quiet account pushes nothing, which is normal: ccxt's keepalive fails the watch of
+                    # a dead connection. Past the subscribe timeout without a failure, the stream is up.
+                    await self._subscribed()
+                await self._sweep(exchange)
         finally:
             for future in (*watches, stop):
                 future.cancel()
             await asyncio.gather(*watches, stop, return_exceptions=True)
 
-    async def _subscribed(self, first: bool) -> None:
+    async def _subscribed(self) -> None:
         if self._connected_at is None:
             self._connected_at = time.monotonic()
             self.stats["subscriptions"] += 1
             self.connected.set()
             logger.info("%s: user data stream subscribed", self.label)
-            if not first:
+            if self.stats["subscriptions"] > 1:
                 await self._handle(self.handler.on_resubscribed(self.account_id))
 
-    async def _on_orders(self, orders: Sequence[Any]) -> None:
-        for order in orders:
+    async def _sweep(self, exchange: Any) -> None:
+        """Hand on the order states and the fills in ccxt's caches that were not handed on yet.
+
+        ccxt resolves a watch with the next push only: a push that arrives while nobody awaits is in
+        its cache (orders by id, their latest state; trades by id) but wakes nobody. Reading the caches
+        loses nothing, and the states and trade ids handed on keep each one from going out twice.
+        """
+        for order in list(exchange.orders or ()):
             try:
                 report = order_report_from_ccxt(order, markets=self._markets, codec=self.codec, fills=())
             except _MALFORMED as exc:
                 self._malformed("order", exc)
                 continue
+            key = report.exchange_order_id
+            signature = (report.status, report.filled_qty, report.cumulative_quote, report.update_time_ms)
+            if self._signatures.get(key) == signature:
+                continue
+            self._signatures[key] = signature
             self._remember(report)
             self.stats["order_reports"] += 1
             await self._handle(self.handler.on_order_report(self.account_id, report))
-            for fill in self._waiting.pop(report.exchange_order_id, ()):
-                await self._hand_fill(report, fill)
-
-    async def _on_trades(self, trades: Sequence[Any]) -> None:
-        for trade in trades:
+        for trade in list(exchange.myTrades or ()):
+            trade_id = str(trade.get("id") or "")
+            if not trade_id or trade_id in self._trades_handed:
+                continue
             try:
                 fill = fill_from_trade(trade, fee_sign=self.fee_sign)
-                order_id = str(trade["order"])
+                state = self._states.get(str(trade["order"]))
             except _MALFORMED as exc:
+                self._trades_handed[trade_id] = None
                 self._malformed("trade", exc)
                 continue
-            state = self._states.get(order_id)
             if state is None:
-                # Its order's state has not arrived yet (the two watches are separate): it waits for it.
-                self.stats["fills_waiting"] += 1
-                self._waiting.setdefault(order_id, []).append(fill)
-                while len(self._waiting) > _PENDING_MAX:
-                    self._waiting.popitem(last=False)
-                continue
-            await self._hand_fill(state, fill)
-
-    async def _hand_fill(self, state: OrderReport, fill: FillReport) -> None:
-        self.stats["fills"] += 1
-        await self._handle(self.handler.on_order_report(self.account_id, replace(state, fills=(fill,))))
+                continue  # its order's state has not arrived yet: handed on with it, at a later sweep
+            self._trades_handed[trade_id] = None
+            self.stats["fills"] += 1
+            await self._handle(self.handler.on_order_report(self.account_id, replace(state, fills=(fill,))))
+        for seen in (self._signatures, self._trades_handed):
+            while len(seen) > _SEEN_MAX:
+                seen.popitem(last=False)
 
     def _remember(self, report: OrderReport) -> None:
         known = self._states.get(report.exchange_order_id)
         if known is None or report.filled_qty >= known.filled_qty:
             self._states[report.exchange_order_id] = report
             self._states.move_to_end(report.exchange_order_id)
-        while len(self._states) > _PENDING_MAX:
+        while len(self._states) > _SEEN_MAX:
             self._states.popitem(last=False)
 
     def _malformed(self, kind: str, exc: BaseException) -> None:
