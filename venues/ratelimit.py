@@ -290,7 +290,7 @@ class RateLimiter:
         """The limits in force: the venue's once configured, else the defaults (Binance's, unless given)."""
         stored = self._redis.hgetall(self._limits_key)
         if not stored:
-            return sorted(self.default_limits, key=lambda item: (item.kind, item.window_ms))
+            return list(self.default_limits)
         result = []
         for raw_field, raw_limit in stored.items():
             kind, window = _text(raw_field).rsplit(":", 1)
