@@ -9,6 +9,7 @@ from arbitragex.fields import MoneyField
 class Venue(models.Model):
     class Kind(models.TextChoices):
         BINANCE = "binance", "Binance (python-binance)"
+        CCXT = "ccxt", "ccxt (OKX and any exchange ccxt supports)"
         SIMULATED = "simulated", "Simulated"
 
     code = models.SlugField(max_length=32, unique=True, help_text="Short name used in keys and client ids.")
@@ -21,7 +22,22 @@ class Venue(models.Model):
     stream_url = models.CharField(max_length=200, blank=True, help_text="Market stream base (ws:// or wss://).")
     ws_api_url = models.CharField(max_length=200, blank=True, help_text="WebSocket API URL (user data).")
     tld = models.CharField(max_length=8, default="com", help_text="'us' for Binance.US.")
-    testnet = models.BooleanField(default=False)
+    testnet = models.BooleanField(
+        default=False,
+        help_text="The venue's test environment: Binance's spot testnet; for a ccxt venue, ccxt's sandbox mode "
+        "(OKX demo trading: every request carries x-simulated-trading: 1, and the account needs a demo key).",
+    )
+    # A ccxt venue: which ccxt exchange class, and where it is reached when not at the exchange's own URLs.
+    ccxt_exchange = models.CharField(
+        max_length=32, blank=True, help_text="ccxt exchange id of a ccxt venue: okx, binance, bybit..."
+    )
+    ccxt_urls = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Overrides deep-merged into ccxt\'s "urls" of a ccxt venue, e.g. {"api": {"rest": '
+        '"https://eea.okx.com"}}. With a REST or stream URL set above, every ccxt URL is first moved to that '
+        "host (its path kept).",
+    )
     default_taker_fee = MoneyField(default=0)
     default_maker_fee = MoneyField(default=0)
 

@@ -32,6 +32,8 @@ class ExchangeAccount(models.Model):
     enabled = models.BooleanField(default=True)
     api_key = models.CharField(max_length=128, blank=True)
     api_secret_encrypted = models.TextField(blank=True, editable=False)
+    # OKX (and a few other venues) sign with a third credential, the passphrase chosen with the key.
+    api_passphrase_encrypted = models.TextField(blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -50,6 +52,17 @@ class ExchangeAccount(models.Model):
     @property
     def api_secret_masked(self) -> str:
         return crypto.mask(self.get_api_secret()) if self.api_secret_encrypted else ""
+
+    def set_api_passphrase(self, passphrase: str) -> None:
+        self.api_passphrase_encrypted = crypto.encrypt(passphrase) if passphrase else ""
+
+    def get_api_passphrase(self) -> str:
+        return crypto.decrypt(self.api_passphrase_encrypted) if self.api_passphrase_encrypted else ""
+
+    @property
+    def api_passphrase_masked(self) -> str:
+        """Whether a passphrase is stored, never any of it: a passphrase is short, so even its end would tell."""
+        return "••••••••" if self.api_passphrase_encrypted else ""
 
 
 class ArbitrageOpportunity(models.Model):

@@ -75,6 +75,8 @@ class FeedVenue:
     stream_url: str = ""
     tld: str = "com"
     testnet: bool = False
+    ccxt_exchange: str = ""
+    ccxt_urls: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

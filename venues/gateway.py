@@ -34,6 +34,10 @@ class VenueSettings(Protocol):
     testnet: bool
     default_taker_fee: Decimal
     default_maker_fee: Decimal
+    ccxt_exchange: str
+    """A ccxt venue's exchange id (``okx``, ``binance``...); blank for other kinds."""
+    ccxt_urls: Any
+    """A ccxt venue's overrides of ccxt's ``urls`` (a dict, deep-merged); empty for other kinds."""
 
 
 class AccountSettings(Protocol):
@@ -47,6 +51,10 @@ class AccountSettings(Protocol):
     def venue(self) -> VenueSettings: ...
 
     def get_api_secret(self) -> str: ...
+
+    def get_api_passphrase(self) -> str:
+        """The key's passphrase, decrypted (OKX signs with it); blank where the venue has none."""
+        ...
 
 
 class VenueError(ApplicationError):

@@ -25,7 +25,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -239,15 +239,27 @@ class RateLimiter:
         *,
         max_wait_s: float = 10.0,
         record_health: bool = True,
+        bucket: str | None = None,
+        default_limits: Sequence[RateLimit] = DEFAULT_RATE_LIMITS,
     ) -> None:
         self.venue_code = venue_code
         self.account_key = str(account_key)
         self.max_wait_s = max_wait_s
         self.record_health = record_health
+        self.bucket = bucket
+        self.default_limits = tuple(default_limits)
+        self._fallback_args: tuple[str | int, ...] = (
+            _FALLBACK_ARGS
+            if self.default_limits == DEFAULT_RATE_LIMITS
+            else tuple(value for item in self.default_limits for value in (item.kind, item.window_ms, item.limit))
+        )
         base = f"{settings.KEY_PREFIX}:rl:{venue_code}:"
-        self._venue_prefix = base
-        self._account_prefix = f"{base}a:{self.account_key}:"
-        self._limits_key = f"{base}limits"
+        # A bucket (one endpoint of a venue that limits each endpoint on its own, as OKX does) has counters
+        # and limits of its own; Retry-After, bans and the health figure stay the venue's.
+        counters = f"{base}b:{bucket}:" if bucket else base
+        self._venue_prefix = counters
+        self._account_prefix = f"{counters}a:{self.account_key}:"
+        self._limits_key = f"{counters}limits"
         self._ban_key = f"{base}ban"
         self._retry_key = f"{base}retry"
         self._health_key = f"{base}health"
@@ -275,10 +287,10 @@ class RateLimiter:
         return limits
 
     def limits(self) -> list[RateLimit]:
-        """The limits in force: the venue's once configured, else Binance's defaults."""
+        """The limits in force: the venue's once configured, else the defaults (Binance's, unless given)."""
         stored = self._redis.hgetall(self._limits_key)
         if not stored:
-            return list(DEFAULT_RATE_LIMITS)
+            return list(self.default_limits)
         result = []
         for raw_field, raw_limit in stored.items():
             kind, window = _text(raw_field).rsplit(":", 1)
@@ -290,7 +302,7 @@ class RateLimiter:
     def _try(self, weight: int, orders: int) -> tuple[int, int, bool]:
         status, wait_ms, record = self._acquire(
             keys=[self._limits_key, self._ban_key, self._retry_key, self._health_key],
-            args=[self._venue_prefix, self._account_prefix, weight, orders, HEALTH_INTERVAL_MS, *_FALLBACK_ARGS],
+            args=[self._venue_prefix, self._account_prefix, weight, orders, HEALTH_INTERVAL_MS, *self._fallback_args],
         )
         return int(status), int(wait_ms), bool(record)
 

@@ -6,12 +6,12 @@ and add it to ``FAMILIES`` below.
 
 from __future__ import annotations
 
-from venues import binance, simulated
+from venues import binance, ccxt, simulated
 from venues.family import VenueFamily
 
 __all__ = ["FAMILIES", "VenueKindUnknown", "families", "family_get", "family_register"]
 
-FAMILIES: dict[str, VenueFamily] = {family.kind: family for family in (binance.FAMILY, simulated.FAMILY)}
+FAMILIES: dict[str, VenueFamily] = {family.kind: family for family in (binance.FAMILY, ccxt.FAMILY, simulated.FAMILY)}
 
 
 class VenueKindUnknown(LookupError):

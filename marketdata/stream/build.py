@@ -184,6 +184,8 @@ def stream_plan(
                 stream_url=venue.stream_url,
                 tld=venue.tld,
                 testnet=venue.testnet,
+                ccxt_exchange=venue.ccxt_exchange,
+                ccxt_urls=dict(venue.ccxt_urls or {}),
             )
         )
     seed = settings.SIMULATION_SEED if seed is None else seed

@@ -130,6 +130,11 @@ def order_not_exist() -> OkxError:
 # --- order level (sCode) -------------------------------------------------------------------------
 
 
+def request_expired() -> OrderError:
+    """The request arrived after its ``expTime`` header (docs' error table: 50037 "Order expired.")."""
+    return OrderError("50037", "Order expired.")
+
+
 def order_param(name: str) -> OrderError:
     return OrderError("51000", f"Parameter {name} error")
 

@@ -88,6 +88,12 @@ ROUTES: list[Route] = [
 ]
 
 
+# Request headers kept in the request log (``params["header:<name>"]``), for tests to check what was sent.
+_RECORDED_HEADERS = ("expTime", "x-simulated-trading")
+# OKX's expTime request header applies to these (docs: place, batch, cancel, amend).
+_EXPIRING_WRITES = frozenset({"trade/order", "trade/batch-orders", "trade/cancel-order"})
+
+
 def micros(now_ms: int) -> str:
     return str(now_ms * 1000 + time.time_ns() // 1000 % 1000)
 
@@ -140,6 +146,9 @@ class RestHandler:
         params = dict(query)
         if raw_body:
             params["body"] = raw_body
+        for header in _RECORDED_HEADERS:
+            if header in request.headers:
+                params[f"header:{header}"] = request.headers[header]
         record = venue.log_request(request.method, request.path, params, api_key, "rest")
 
         answer: Fault | None = None
@@ -199,6 +208,9 @@ class RestHandler:
             if route.private:
                 account = self.authenticate(request, raw_body)
             self._count(route, query, body, account, ip)
+            expired = self._expired(route, request, body)
+            if expired is not None:
+                return expired
             call = Call(route.method, route.path, query, body, account, ip)
             answer: Answer = getattr(self, route.handler)(call)
         except OkxError as exc:
@@ -207,6 +219,23 @@ class RestHandler:
         if answer.timed:
             envelope["inTime"] = in_time
             envelope["outTime"] = micros(venue.now_ms())
+        return json_response(envelope)
+
+    def _expired(self, route: Route, request: web.Request, body: Any) -> web.Response | None:
+        """Order writes with an ``expTime`` header (epoch ms) that the venue's clock has passed fail, each
+        order with sCode 50037, and nothing is executed."""
+        raw = request.headers.get("expTime")
+        if raw is None or route.method != "POST" or route.path not in _EXPIRING_WRITES:
+            return None
+        if not raw.isdigit():
+            raise errors.param_error("expTime")
+        now = self.venue.now_ms()
+        if now <= int(raw):
+            return None
+        items = body if isinstance(body, list) else [body if isinstance(body, dict) else {}]
+        cancel = route.path == "trade/cancel-order"
+        data = [failure_item(args, errors.request_expired(), now, cancel=cancel) for args in items]
+        envelope = {"code": "1", "data": data, "inTime": micros(now), "msg": errors.ALL_FAILED, "outTime": micros(now)}
         return json_response(envelope)
 
     # --- authentication and limits --------------------------------------------------------------

@@ -50,7 +50,8 @@ class GatewayEnv(Protocol):
 
 
 def new_client_id() -> str:
-    return f"ct-{uuid.uuid4().hex[:24]}"
+    # Letters and digits only: every venue takes it as it is (OKX's clOrdId refuses "-").
+    return f"ct{uuid.uuid4().hex[:24]}"
 
 
 def market(side: str, qty: str, symbol: str, client_order_id: str | None = None) -> OrderRequest:

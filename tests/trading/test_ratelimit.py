@@ -379,3 +379,25 @@ async def test_acquire_async_waits_without_blocking_the_event_loop(limiter):
 
     assert time.monotonic() - started >= 0.25
     assert ticks >= 5
+
+
+def test_a_bucket_counts_on_its_own_with_its_default_limits_and_shares_the_venues_retry_after(limiter):
+    # OKX limits each endpoint on its own: a bucket of the venue's limiter, seeded with that endpoint's figure.
+    venue = limiter()
+    bucket = RateLimiter(venue.venue_code, "1", bucket="account/balance", max_wait_s=0, record_health=False,
+                         default_limits=(RateLimit("ORDERS", 2_000, 2),))  # fmt: skip
+    wait_until_early_in_window(2_000, margin_ms=1_500)
+
+    bucket.acquire(orders=1)
+    bucket.acquire(orders=1)
+    with pytest.raises(RetryableVenueError):
+        bucket.acquire(orders=1)
+
+    assert bucket.limits() == [RateLimit("ORDERS", 2_000, 2)]
+    assert venue.used_orders(2_000) == 0  # the venue's own counters did not move
+    venue.retry_after(5)
+    with pytest.raises(RetryableVenueError) as caught:
+        RateLimiter(venue.venue_code, "1", bucket="trade/orders-pending", max_wait_s=0, record_health=False).acquire(
+            orders=1
+        )
+    assert caught.value.code == ErrorCode.VENUE_RATE_LIMITED
