@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('trading', '0007_incident_resolution'),
+        ('trading', '0011_execution_policy_db_defaults'),
     ]
 
     operations = [
