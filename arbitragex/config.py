@@ -209,6 +209,13 @@ REGISTRY: dict[str, ConfigKey] = {
         ConfigKey("min_expected_profit", "decimal", D("0"),
                   "Opportunities expected to make less than this (quote asset, after fees) are declined.",
                   D("0"), D("1000000")),
+        ConfigKey("cost_aware_firing", "bool", True,
+                  "Take an opportunity only when p(complete) x edge beats p(legged) x the expected repair cost, "
+                  "with each leg's fill probability and the repair cost learned per venue pair and side over "
+                  "pair_window_s (declined opportunities say why)."),
+        ConfigKey("firing_prior_fill_rate", "decimal", D("0.9"),
+                  "Cost-aware firing: the fill probability a leg starts from before the pair has history (weighed "
+                  "as four orders).", D("0.01"), D("1")),
         ConfigKey("paper_fill_latency_ms", "int", 0, "Simulated venue latency of the paper gateway.", 0, 60000),
         ConfigKey("paper_book", "choice", "live",
                   "The book paper orders fill against. live: the book as the stream holds it when the order "

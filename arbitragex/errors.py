@@ -39,6 +39,7 @@ class ErrorCode(IntEnum):
     EXECUTION_NOT_CANCELLABLE = 2011
     EXPECTED_PROFIT_TOO_LOW = 2012
     PAIR_PAUSED = 2013
+    NOT_WORTH_THE_RISK = 2014
 
     # 3xxx: venues
     VENUE_ERROR = 3000
@@ -95,6 +96,7 @@ DEFAULT_MESSAGES: dict[ErrorCode, str] = {
     ErrorCode.EXECUTION_NOT_CANCELLABLE: "Execution cannot be cancelled",
     ErrorCode.EXPECTED_PROFIT_TOO_LOW: "Expected profit below the minimum",
     ErrorCode.PAIR_PAUSED: "Venue pair paused",
+    ErrorCode.NOT_WORTH_THE_RISK: "Expected gain below the expected repair cost",
     ErrorCode.VENUE_ERROR: "Venue error",
     ErrorCode.VENUE_UNAVAILABLE: "Venue unavailable",
     ErrorCode.VENUE_STATUS_UNKNOWN: "Order status unknown at the venue",
@@ -148,6 +150,7 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.TOO_MANY_OPEN_EXECUTIONS: 422,
     ErrorCode.EXPECTED_PROFIT_TOO_LOW: 422,
     ErrorCode.PAIR_PAUSED: 422,
+    ErrorCode.NOT_WORTH_THE_RISK: 422,
 }
 
 

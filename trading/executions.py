@@ -15,14 +15,14 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
 from arbitragex.errors import ApplicationError, ErrorCode
-from arbitragex.money import InvalidAmount, fmt, quantize_down, quantize_up, to_positive, to_storage
+from arbitragex.money import MONEY_CONTEXT, InvalidAmount, fmt, quantize_down, quantize_up, to_positive, to_storage
 from arbitragex.services import audit_record, config_values
 from marketdata import cache as quote_cache
 from marketdata.cache import CachedQuote
@@ -54,8 +54,8 @@ from trading.locks import balances_lock
 from trading.models import AccountBalance, ArbitrageOpportunity, ExchangeAccount, Order, TradeExecution
 from trading.pair_quality import pair_scope
 from trading.pnl import expected_profit
-from trading.policies import LegFillRate, band_bps, banded_price, first_leg_choose, policy_for_pair
-from trading.policy_inputs import leg_fill_rates, recent_range_bps
+from trading.policies import BPS, LegFillRate, band_bps, banded_price, firing_odds, first_leg_choose, policy_for_pair
+from trading.policy_inputs import leg_fill_rates, pair_leg_fill_rates, pair_repair_history, recent_range_bps
 from trading.selectors import accounts_for_venues, executions_open_count
 
 __all__ = ["execution_create", "execution_create_from_opportunity"]
@@ -326,6 +326,60 @@ def _check_expected_profit(plan: _Plan, minimum: Decimal) -> None:
         )
 
 
+FIRING_PRIOR_WEIGHT = 4
+"""Cost-aware firing starts from its priors as if this many orders (or legged executions) had been seen."""
+
+
+def _check_worth_the_risk(plan: _Plan, sending: _Sending, values: dict[str, Any]) -> None:
+    """Cost-aware firing: decline an opportunity whose expected gain (p(complete) x edge) does not beat its
+    expected repair cost (p(legged) x cost), both learned from this venue pair's own history per side
+    (``trading.policy_inputs``). A manual execution is the operator's call and is not judged."""
+    if plan.opportunity is None:
+        return
+    buy_id, sell_id, window_s = plan.buy.venue.pk, plan.sell.venue.pk, values["pair_window_s"]
+    rates = pair_leg_fill_rates(buy_venue_id=buy_id, sell_venue_id=sell_id, window_s=window_s)
+    prior = values["firing_prior_fill_rate"]
+    with localcontext(MONEY_CONTEXT):
+        edge = expected_profit(
+            quantity=plan.quantity,
+            buy_price=plan.buy_price,
+            sell_price=plan.sell_price,
+            buy_fee_rate=plan.buy.instrument.taker_fee,
+            sell_fee_rate=plan.sell.instrument.taker_fee,
+        )
+        # Before any history, a legged execution costs both legs' fees and a band's worth of adverse price.
+        prior_cost_rate = plan.buy.instrument.taker_fee + plan.sell.instrument.taker_fee
+        prior_cost_rate += values["leg_band_max_bps"] / BPS
+        history = pair_repair_history(buy_venue_id=buy_id, sell_venue_id=sell_id, window_s=window_s)
+        cost = history.rate_with_prior(prior_cost_rate, FIRING_PRIOR_WEIGHT) * plan.quantity * plan.buy_price
+        odds = firing_odds(
+            policy=sending.policy,
+            first_leg=sending.first_leg,
+            p_buy=rates.get(OrderSide.BUY, LegFillRate(0, 0)).rate_with_prior(prior, FIRING_PRIOR_WEIGHT),
+            p_sell=rates.get(OrderSide.SELL, LegFillRate(0, 0)).rate_with_prior(prior, FIRING_PRIOR_WEIGHT),
+            edge=edge,
+            repair_cost=cost,
+        )
+    if odds.fire:
+        return
+    quote = plan.buy.instrument.quote_asset
+    figures = {
+        "p_complete": fmt(odds.p_complete.quantize(Decimal("0.001"))),
+        "p_legged": fmt(odds.p_legged.quantize(Decimal("0.001"))),
+        "edge": fmt(edge),
+        "repair_cost": fmt(cost.quantize(Decimal("0.00000001"))),
+        "legged_in_window": str(history.incidents),
+        "policy": str(sending.policy),
+    }
+    raise ApplicationError(
+        ErrorCode.NOT_WORTH_THE_RISK,
+        f"Declined: p(complete) {figures['p_complete']} x edge {figures['edge']} {quote} does not beat "
+        f"p(legged) {figures['p_legged']} x repair cost {figures['repair_cost']} {quote} "
+        f"({sending.policy}; {history.incidents} legged in the pair's window)",
+        figures,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class _Reads:
     """What the checks need that is read before the transaction (no lock is held for it)."""
@@ -404,7 +458,10 @@ def _execution_create(plan: _Plan) -> TradeExecution:
             now=now,
         )
     _check_expected_profit(plan, values["min_expected_profit"])
-    reads = _Reads(values=values, figures=figures, quotes=quotes, now=now, sending=_sending(plan, values))
+    sending = _sending(plan, values)
+    if values["cost_aware_firing"]:
+        _check_worth_the_risk(plan, sending, values)
+    reads = _Reads(values=values, figures=figures, quotes=quotes, now=now, sending=sending)
     with transaction.atomic():
         execution = _execution_insert(plan, reads)
     return execution

@@ -20,7 +20,15 @@ from arbitragex.config import parse_pair_policies
 from arbitragex.money import MONEY_CONTEXT, ONE, ZERO
 from trading.enums import ExecutionPolicy, OrderLeg
 
-__all__ = ["LegFillRate", "band_bps", "banded_price", "first_leg_choose", "policy_for_pair"]
+__all__ = [
+    "FiringOdds",
+    "LegFillRate",
+    "band_bps",
+    "banded_price",
+    "firing_odds",
+    "first_leg_choose",
+    "policy_for_pair",
+]
 
 BPS = Decimal(10_000)
 
@@ -69,6 +77,11 @@ class LegFillRate:
         shunned."""
         return Decimal(self.filled + prior_filled) / Decimal(self.sent + prior_sent)
 
+    def rate_with_prior(self, prior_rate: Decimal, weight: int) -> Decimal:
+        """Filled / sent, starting from ``prior_rate`` as if ``weight`` orders had been seen at it."""
+        with localcontext(MONEY_CONTEXT):
+            return (Decimal(self.filled) + prior_rate * weight) / Decimal(self.sent + weight)
+
 
 LAG_MS = 5
 """Quote ages this far apart name the lagging venue."""
@@ -102,3 +115,53 @@ def first_leg_choose(
     if buy_qty_available is not None and sell_qty_available is not None and buy_qty_available != sell_qty_available:
         return OrderLeg.BUY if buy_qty_available < sell_qty_available else OrderLeg.SELL
     return OrderLeg.SELL
+
+
+@dataclass(frozen=True, slots=True)
+class FiringOdds:
+    """What an opportunity is worth once the desk's own misses are counted (cost-aware firing).
+
+    ``p_complete``: both legs fill; ``p_legged``: one leg fills and the other misses, which the repair
+    pays for; the rest (the first leg misses, or both miss) costs nothing. The edge is the expected
+    profit after fees; the repair cost what a legged execution of this size is expected to cost."""
+
+    p_complete: Decimal
+    p_legged: Decimal
+    edge: Decimal
+    repair_cost: Decimal
+
+    @property
+    def gain(self) -> Decimal:
+        with localcontext(MONEY_CONTEXT):
+            return self.p_complete * self.edge
+
+    @property
+    def loss(self) -> Decimal:
+        with localcontext(MONEY_CONTEXT):
+            return self.p_legged * self.repair_cost
+
+    @property
+    def fire(self) -> bool:
+        """Fire only when the expected gain beats the expected repair cost."""
+        return self.edge > 0 and self.gain > self.loss
+
+
+def firing_odds(
+    *,
+    policy: ExecutionPolicy,
+    first_leg: OrderLeg | None,
+    p_buy: Decimal,
+    p_sell: Decimal,
+    edge: Decimal,
+    repair_cost: Decimal,
+) -> FiringOdds:
+    """The odds of an opportunity under its policy, from each leg's fill probability on its venue and side.
+
+    Simultaneous: both legs go out; a miss on either one alone legs the execution. Sequential: the hedge
+    is sent only once the first leg filled, so only a missed hedge legs it; the first leg's own rate
+    cancels out of the comparison, which becomes p(hedge) x edge > (1 - p(hedge)) x repair cost."""
+    with localcontext(MONEY_CONTEXT):
+        if policy == ExecutionPolicy.SEQUENTIAL and first_leg is not None:
+            p_first, p_hedge = (p_buy, p_sell) if first_leg == OrderLeg.BUY else (p_sell, p_buy)
+            return FiringOdds(p_first * p_hedge, p_first * (ONE - p_hedge), edge, repair_cost)
+        return FiringOdds(p_buy * p_sell, p_buy * (ONE - p_sell) + p_sell * (ONE - p_buy), edge, repair_cost)

@@ -250,14 +250,15 @@ def test_an_execution_is_created_in_a_bounded_number_of_queries(desk, django_ass
     """On the way from a tick to the orders: the instruments (with their venues), the accounts, the
     config, the risk state and the venue pair's state when they are not cached, the policy's inputs
     when their few seconds in the process have passed (the venues' recent range; the fill rates under
-    the sequential policy), then one transaction: lock both balances, count the open executions,
+    the sequential policy; the pair's fill rates and repair history for cost-aware firing), then one
+    transaction: lock both balances, count the open executions,
     reserve both balances in one UPDATE, take the opportunity, insert the execution and both orders.
     The balances and the count are read once, under the locks, not first without them."""
     policy_inputs_clear()
     configure(execution_policy="sequential")
     opportunity = opportunity_on(desk)
 
-    with django_assert_max_num_queries(15):
+    with django_assert_max_num_queries(17):
         execution = services.execution_create_from_opportunity(opportunity=opportunity)
 
     assert execution.status == ExecutionStatus.PENDING
