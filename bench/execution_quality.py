@@ -9,12 +9,14 @@ open executions are settled, then the figures are read from the database (``trad
 
 Configurations, on the same seed and profile, side by side:
 
-- ``sequential``: the fragile leg first, the hedge within the band; escalating repair (the demo desk's);
-- ``simultaneous``: both legs at once within the band; escalating repair;
+- ``sequential``: the fragile leg first, the hedge within the band; escalating repair; cost-aware firing
+  (the demo desk's);
+- ``simultaneous``: both legs at once within the band; escalating repair; cost-aware firing;
 - ``today``: the behaviour before 2026-12: the paper venue fills against the cached book (up to 100 ms
-  behind), never consumed; both legs at once as IOC at exactly the detected touch; unwind on a miss;
+  behind), never consumed; both legs at once as IOC at exactly the detected touch; unwind on a miss; every
+  opportunity fired;
 - ``taker``: a taker bot in Hummingbot's style: the stream prices once a second, both legs are market
-  orders, no repair but the unwind.
+  orders, no repair but the unwind, every opportunity fired.
 
 Figures per profile and configuration: executions taken, completed, unwound, failed; capture rate
 (completed / taken); realised / expected profit; legging losses over gross profit; actual profit;
@@ -44,11 +46,11 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "simultaneous": {"execution_policy": "simultaneous", "leg_failure_policy": "escalate"},
     "today": {
         "execution_policy": "simultaneous", "leg_failure_policy": "unwind", "paper_book": "cached",
-        "leg_band_max_bps": "0",
+        "leg_band_max_bps": "0", "cost_aware_firing": False,
     },
     "taker": {
         "execution_policy": "simultaneous", "leg_failure_policy": "unwind", "leg_order_type": "market",
-        "detect_interval_ms": 1000,
+        "detect_interval_ms": 1000, "cost_aware_firing": False,
     },
 }  # fmt: skip
 TARGETS = {
