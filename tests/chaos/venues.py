@@ -25,7 +25,7 @@ user data events duplicated            ``duplicate`` executionReport (delay)   `
                                                                                twice at once: the fake has no delay)
 user data events reordered             ``reorder`` executionReport             ``reorder`` ``orders`` push
 clock jump                             7-12 s (past the 5 s recvWindow)        35-45 s (past OKX's 30 s window:
-                                                                               50102, and 50037 on a stale expTime)
+                                                                               50102 until the gateway resyncs)
 maintenance (20-30 s)                  503 on REST and the WebSocket API,      ``maintenance``: 503 50001 on REST
                                        its connections cut                     and handshakes, notice 64008 and a
                                                                                close on open sockets
@@ -299,8 +299,8 @@ _OKX_PLACEMENT = "trade/[ob]*"
 
 class OkxChaosVenue(ChaosVenue):
     family = "okx"
-    # Past OKX's 30 s window: signed requests get 50102 (the gateway resyncs its offset), writes whose
-    # expTime was computed with a stale offset get 50037, a private login 60006.
+    # Past OKX's 30 s window: signed requests get 50102 until the gateway resyncs its offset (and a
+    # private login is checked against the same window).
     clock_jump_ms = (35000, 45000)
     fake: ThreadSafeOkx
     passphrase: str = ""
