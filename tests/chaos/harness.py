@@ -73,7 +73,6 @@ class ChaosSettings:
     fault_point_p: float = 0.02
     thaw_after_s: tuple[float, float] = (5, 15)  # a frozen process resumes this long after the visibility timeout
     redis_down_s: tuple[float, float] = (2, 6)
-    clock_jump_ms: tuple[int, int] = (7000, 12000)
     clock_jump_s: tuple[float, float] = (10, 30)
     maintenance_s: tuple[float, float] = (20, 30)
     settle_cycles: int = 2
