@@ -67,12 +67,14 @@ bench-quick: install-dev
 	$(PY) -m bench --quick $(BENCH_ARGS)
 
 # The chaos run (tests/chaos): the whole platform (two workers, beat, the user data stream, under the
-# platform's own supervisor; two fake Binance venues) under faults, on an embedded PostgreSQL and Redis of
+# platform's own supervisor; two fake venues) under faults, on an embedded PostgreSQL and Redis of
 # its own that it kills and restarts, never the configured ones. 500 executions (CHAOS_EXECUTIONS;
-# CHAOS_SEED replays a run's faults). It prints its figures and every invariant. `make test` runs a short form.
+# CHAOS_SEED replays a run's faults). CHAOS_VENUES picks the venues: binance (default: two fake Binance
+# venues) or mixed (venue A a fake Binance, venue B a fake OKX on the ccxt family), e.g.
+# `make chaos CHAOS_VENUES=mixed`. It prints its figures and every invariant. `make test` runs a short form.
 chaos: install-dev
-	CHAOS_EXECUTIONS=$${CHAOS_EXECUTIONS:-500} $(PY) -m pytest tests/chaos -m chaos -p no:cacheprovider \
-		--timeout 3600 -q $(PYTEST_ARGS)
+	CHAOS_EXECUTIONS=$${CHAOS_EXECUTIONS:-500} CHAOS_VENUES=$${CHAOS_VENUES:-binance} $(PY) -m pytest tests/chaos \
+		-m chaos -p no:cacheprovider --timeout 3600 -q $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .data .pytest_cache .ruff_cache .mypy_cache .coverage

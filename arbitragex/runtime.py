@@ -46,7 +46,7 @@ def platform_processes(*, host: str, port: int, concurrency: int, workers: int =
             "beat",
             [
                 python, "-m", "celery", "-A", "arbitragex", "beat", "--loglevel", "INFO",
-                "-S", "django_celery_beat.schedulers:DatabaseScheduler",
+                "-S", "arbitragex.beat:DatabaseScheduler",
             ],
             "Celery beat (schedules editable in the admin under Periodic tasks)",
         ),

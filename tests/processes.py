@@ -204,7 +204,7 @@ def worker_process(name: str, env: Mapping[str, str], log_dir: Path, concurrency
 
 def beat_process(env: Mapping[str, str], log_dir: Path) -> ManagedProcess:
     argv = [sys.executable, "-m", "celery", "-A", "arbitragex", "beat", "--loglevel", "INFO",
-            "-S", "django_celery_beat.schedulers:DatabaseScheduler", "--pidfile="]  # fmt: skip
+            "-S", "arbitragex.beat:DatabaseScheduler", "--pidfile="]  # fmt: skip
     return ManagedProcess("beat", argv, env, log_dir, ready_marker="beat: Starting")
 
 

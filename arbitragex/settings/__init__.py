@@ -270,7 +270,7 @@ def celery_queues(prefix: str) -> tuple[str, str, tuple[Queue, ...], dict[str, d
 CELERY_TASK_DEFAULT_QUEUE, CELERY_ORDERS_QUEUE, CELERY_TASK_QUEUES, CELERY_TASK_ROUTES = celery_queues(
     CELERY_QUEUE_PREFIX
 )
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_BEAT_SCHEDULER = "arbitragex.beat:DatabaseScheduler"
 
 # Defaults for the periodic jobs. `manage.py sync_schedules` writes them to django-celery-beat's
 # tables once (idempotently); after that operators edit them in the admin.

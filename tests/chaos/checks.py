@@ -32,8 +32,9 @@ from arbitragex.models import AuditLog
 from arbitragex.money import ZERO, fmt, to_storage
 from risk.models import GLOBAL_SCOPE, RiskState
 from tests.chaos.faults import FaultDriver, FaultPointThawer
-from tests.chaos.harness import CLIENT_ID_PREFIX, EPOCH, FUNDS, STALL_S, ChaosSettings, ChaosVenue, Created, Report
+from tests.chaos.harness import CLIENT_ID_PREFIX, EPOCH, STALL_S, ChaosSettings, Created, Report
 from tests.chaos.processes import SupervisedPlatform
+from tests.chaos.venues import FUNDS, ChaosVenue, VenueOrder
 from trading import pnl
 from trading.balances import balances_sync, fill_deltas
 from trading.enums import (
@@ -46,14 +47,6 @@ from trading.enums import (
     OrderStatus,
 )
 from trading.models import AccountBalance, Fill, Incident, Order, TradeExecution
-from venues.binance.status import status_from_binance
-
-
-def _venue_status(raw: str, filled: Decimal) -> OrderStatus:
-    status = status_from_binance(raw)
-    if status is None:
-        return OrderStatus.PARTIALLY_FILLED if filled > 0 else OrderStatus.SUBMITTED
-    return status
 
 
 def check_created(report: Report, created: Created, settings: ChaosSettings) -> None:
@@ -82,16 +75,16 @@ def check_terminal(report: Report, settle_s: float | None, settings: ChaosSettin
         report.violation(name, f"order {order.client_order_id} {order.status} under a terminal execution")
 
 
-def check_orders(report: Report, venues: list[ChaosVenue]) -> dict[str, list[Any]]:
+def check_orders(report: Report, venues: list[ChaosVenue]) -> dict[str, list[VenueOrder]]:
     """Orders at the venues against the database; returns the venue orders by client order id."""
     name = "orders at the venues = orders in the database (none lost, none duplicated, same status, quantity and fills)"
     report.invariant(name)
-    venue_orders: dict[tuple[int, str], list[Any]] = defaultdict(list)
-    by_cid: dict[str, list[Any]] = defaultdict(list)
+    venue_orders: dict[tuple[int, str], list[VenueOrder]] = defaultdict(list)
+    by_cid: dict[str, list[VenueOrder]] = defaultdict(list)
     total_venue = 0
     for venue in venues:
         assert venue.account is not None
-        for order in venue.fake.list_orders(api_key=venue.api_key):
+        for order in venue.orders():  # under our client order ids (OKX's clOrdId decoded)
             if not order.client_order_id.startswith(CLIENT_ID_PREFIX):
                 continue
             total_venue += 1
@@ -115,19 +108,18 @@ def check_orders(report: Report, venues: list[ChaosVenue]) -> dict[str, list[Any
             continue
         reached += 1
         remote = at_venue[-1]
-        status = _venue_status(remote.status, remote.executed_qty)
-        if status != order.status or remote.executed_qty != order.filled_qty:
-            report.violation(name, f"{cid}: venue {remote.status} {fmt(remote.executed_qty)}, "
+        if remote.status != order.status or remote.executed_qty != order.filled_qty:
+            report.violation(name, f"{cid}: venue {remote.raw_status} {fmt(remote.executed_qty)}, "
                                    f"database {order.status} {fmt(order.filled_qty)}")  # fmt: skip
-        if str(remote.order_id) != order.exchange_order_id:
+        if remote.order_id != order.exchange_order_id:
             report.violation(name, f"{cid}: venue order id {remote.order_id}, database {order.exchange_order_id!r}")
         mine = sorted((f.trade_id, f.price, f.qty, f.commission, f.commission_asset) for f in fills[order.pk])
-        theirs = sorted((str(f.trade_id), f.price, f.qty, f.commission, f.commission_asset) for f in remote.fills)
+        theirs = sorted((f.trade_id, f.price, f.qty, f.commission, f.commission_asset) for f in remote.fills)
         if mine != theirs:
             report.violation(name, f"{cid}: fills differ: venue {theirs}, database {mine}")
     for (account_id, cid), orders in venue_orders.items():
         if (account_id, cid) not in known:
-            report.violation(name, f"{cid}: at the venue ({orders[-1].status}), unknown to the database")
+            report.violation(name, f"{cid}: at the venue ({orders[-1].raw_status}), unknown to the database")
     # Unresolved: fills missing at settlement, a malformed update, an order finished here and open there.
     for incident in Incident.objects.filter(kind=IncidentKind.ORDER_STATUS_DRIFT, resolved_at__isnull=True):
         report.violation(name, f"execution {incident.execution_id}: {incident.detail.get('reason', incident.detail)}")
@@ -161,7 +153,7 @@ def check_balances(report: Report, venues: list[ChaosVenue]) -> None:
                                    f"{fmt(drift.expected)}, venue {fmt(drift.venue)}")  # fmt: skip
     for venue in venues:
         assert venue.account is not None
-        balances = venue.fake.balances(venue.api_key)
+        balances = venue.balances()
         for row in AccountBalance.objects.filter(account=venue.account):
             free, locked = balances.get(row.asset, (ZERO, ZERO))
             if (row.free, row.locked) != (to_storage(free), to_storage(locked)):
@@ -192,7 +184,7 @@ def _records(orders: list[Order], fills: dict[int, list[Any]], *, venue_fills: b
     return groups
 
 
-def check_profit(report: Report, venue_orders: dict[str, list[Any]]) -> None:
+def check_profit(report: Report, venue_orders: dict[str, list[VenueOrder]]) -> None:
     name = "profit = Σ fills − fees for every settled execution (trading.pnl over the Fill rows and the venues' fills)"
     report.invariant(name)
     db_fills: dict[int, list[Fill]] = defaultdict(list)
@@ -231,7 +223,7 @@ def _signed_qty(orders: list[Order], fills: dict[Any, list[Any]], *, venue_fills
     return total
 
 
-def check_exposure(report: Report, venue_orders: dict[str, list[Any]]) -> None:
+def check_exposure(report: Report, venue_orders: dict[str, list[VenueOrder]]) -> None:
     name = ("residual exposure of every execution zero (base bought − sold over its fills), or the execution "
             "NEEDS_ATTENTION with an incident")  # fmt: skip
     report.invariant(name)
@@ -316,8 +308,11 @@ def summary(
     when = f"{recovered:.1f} s later" if recovered is not None else "NOT within a reconciliation cycle"
     report.say(f"recovered by itself (every incident resolved or parked, every breaker closed): {when}")
     report.say("faults injected:")
+    mixed = len({venue.family for venue in faults.venues}) > 1
     for what, count in sorted(faults.done.items(), key=lambda item: -item[1]):
-        report.say(f"  {count:5d}  {what}")
+        families = faults.by_family.get(what)
+        split = f" ({', '.join(f'{f} {n}' for f, n in sorted(families.items()))})" if mixed and families else ""
+        report.say(f"  {count:5d}  {what}{split}")
     seen = platform.scan()
     points = ", ".join(f"{point} {count}" for point, count in sorted(seen.fault_points.items()))
     report.say(f"  {thawer.frozen:5d}  worker frozen at a fault point ({points or 'none logged'}); resumed by "

@@ -1,9 +1,10 @@
 """The chaos run's fault driver: one random fault every ``fault_every_s`` (seeded), each counted.
 
-At the venues: 5XX on placements (executed or not) and reads, -1007 (placed, answer lost), 429 with
-Retry-After, slow answers, cut connections (REST and WebSocket API), a final -2010, the book moving
-away (an IOC leg expires), clock jumps, maintenance (503 on REST and the WebSocket API for 20-30 s),
-and duplicated or reordered user data events.
+At the venues, each in the terms of the venue's family (``venues.py`` maps each fault to the fake
+Binance's and the fake OKX's): 5XX on placements (executed or not) and reads, a placement executed with
+its answer lost (-1007, OKX 50004), rate limiting (429), slow answers, cut connections (REST and the user
+data stream's WebSocket), a final refusal of one leg (-2010, OKX 51008), the book moving away (an IOC
+leg expires), clock jumps, maintenance (20-30 s), and duplicated or reordered user data events.
 
 To the processes, through the pids the platform's supervisor printed (it restarts what dies; the
 driver never does): SIGKILL of a worker's process group, of one pool process, of beat, of the user
@@ -25,15 +26,16 @@ import random
 import signal
 import threading
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from decimal import Decimal
 
 import psutil
 
-from tests.chaos.harness import MARKETS, ChaosSettings, ChaosVenue
+from tests.chaos.harness import ChaosSettings
 from tests.chaos.processes import SupervisedPlatform
 from tests.chaos.servers import ChaosServers
+from tests.chaos.venues import MARKETS, ChaosVenue
 
 D = Decimal
 Action = Callable[[], str | None]
@@ -73,6 +75,7 @@ class FaultDriver(threading.Thread):
         self.done: Counter[str] = Counter()
         self.kills: Counter[str] = Counter()
         self.errors: list[str] = []
+        self.by_family: defaultdict[str, Counter[str]] = defaultdict(Counter)  # venue fault -> family -> count
         self.outages: list[str] = []  # how long each server fault kept the server away
         self.timeline = Timeline()
         self._timers: list[threading.Thread] = []
@@ -86,12 +89,12 @@ class FaultDriver(threading.Thread):
         self.actions: list[tuple[int, Action]] = [
             (6, self.placement_5xx),
             (4, self.read_5xx),
-            (6, self.timeout_1007),
-            (4, self.rate_limit_429),
+            (6, self.placement_answer_lost),
+            (4, self.rate_limited),
             (5, self.slow_answers),
             (4, self.drop_placement),
             (3, self.drop_reads),
-            (2, self.drop_ws_api),
+            (2, self.drop_user_stream),
             (2, self.reject_one_leg),
             (2, self.book_moves_away),
             (3, self.duplicate_events),
@@ -146,8 +149,8 @@ class FaultDriver(threading.Thread):
         for timer in list(self._timers):
             timer.join(180)
         for venue in self.venues:
-            venue.fake.clear_faults()
-            venue.fake.clock_offset_ms = 0
+            venue.faults_clear()
+            venue.clock_set(0)
             for symbol in MARKETS:
                 venue.book_set(symbol)
 
@@ -167,55 +170,53 @@ class FaultDriver(threading.Thread):
     def _venue(self) -> ChaosVenue:
         return self.rng.choice(self.venues)
 
-    # --- at the venues ---
+    # --- at the venues (each venue's family says how: ``venues.py``) ---
 
-    def placement_5xx(self) -> str:
-        executed = self.rng.random() < 0.5
-        self._venue().fake.inject_fault(
-            "http_5xx", endpoint="order", method="POST", times=self.rng.randint(1, 2), process=executed
-        )
-        return f"5XX on placement ({'executed' if executed else 'not executed'})"
+    def _at_venue(self, fault: Callable[[ChaosVenue], str | None]) -> str | None:
+        venue = self._venue()
+        name = fault(venue)
+        if name:
+            self.by_family[name][venue.family] += 1
+        return name
 
-    def read_5xx(self) -> str:
-        endpoint, method = self.rng.choice([("order", "GET"), ("openOrders", "GET"), ("account", "GET"),
-                                            ("order", "DELETE"), ("time", "GET")])  # fmt: skip
-        self._venue().fake.inject_fault("http_5xx", endpoint=endpoint, method=method, times=self.rng.randint(1, 3))
-        return "5XX on a read or cancel"
+    def placement_5xx(self) -> str | None:
+        return self._at_venue(lambda venue: venue.placement_5xx(self.rng))
 
-    def timeout_1007(self) -> str:
-        self._venue().fake.inject_fault("timeout_1007", endpoint="order", method="POST", times=1)
-        return "-1007 on placement (placed, answer lost)"
+    def read_5xx(self) -> str | None:
+        return self._at_venue(lambda venue: venue.read_5xx(self.rng))
 
-    def rate_limit_429(self) -> str:
-        self._venue().fake.inject_fault("rate_limit_429", times=self.rng.randint(1, 3), retry_after=1)
-        return "429 with Retry-After"
+    def placement_answer_lost(self) -> str | None:
+        return self._at_venue(lambda venue: venue.placement_answer_lost(self.rng))
 
-    def slow_answers(self) -> str:
-        delay = round(self.rng.uniform(0.3, 2.5), 2)
-        self._venue().fake.inject_fault("latency", delay=delay, duration=round(self.rng.uniform(1.0, 4.0), 1))
-        return "slow answers"
+    def rate_limited(self) -> str | None:
+        return self._at_venue(lambda venue: venue.rate_limited(self.rng))
 
-    def drop_placement(self) -> str:
-        executed = self.rng.random() < 0.5
-        self._venue().fake.inject_fault("drop", endpoint="order", method="POST", times=1, process=executed)
-        return f"connection cut on placement ({'executed' if executed else 'not executed'})"
+    def slow_answers(self) -> str | None:
+        return self._at_venue(lambda venue: venue.slow_answers(self.rng))
 
-    def drop_reads(self) -> str:
-        # aiohttp resends an idempotent request once on a dropped pooled connection: two drops fail it.
-        endpoint = self.rng.choice(["order", "openOrders", "account"])
-        self._venue().fake.inject_fault("drop", endpoint=endpoint, method="GET", times=self.rng.randint(1, 3))
-        return "connection cut on a read"
+    def drop_placement(self) -> str | None:
+        return self._at_venue(lambda venue: venue.drop_placement(self.rng))
 
-    def drop_ws_api(self) -> str:
-        self._venue().fake.drop_ws_api_connections()
-        return "WebSocket-API connections cut (user data stream)"
+    def drop_reads(self) -> str | None:
+        return self._at_venue(lambda venue: venue.drop_reads(self.rng))
 
-    def reject_one_leg(self) -> str:
-        self._venue().fake.inject_fault("insufficient_2010", endpoint="order", method="POST", times=1)
-        return "-2010 on one placement (final)"
+    def drop_user_stream(self) -> str | None:
+        return self._at_venue(lambda venue: venue.drop_user_stream(self.rng))
 
-    def book_moves_away(self) -> str:
-        venue, symbol = self._venue(), self.rng.choice(list(MARKETS))
+    def reject_one_leg(self) -> str | None:
+        return self._at_venue(lambda venue: venue.reject_placement(self.rng))
+
+    def duplicate_events(self) -> str | None:
+        return self._at_venue(lambda venue: venue.duplicate_events(self.rng))
+
+    def reorder_events(self) -> str | None:
+        return self._at_venue(lambda venue: venue.reorder_events(self.rng))
+
+    def book_moves_away(self) -> str | None:
+        return self._at_venue(self._book_moves_away)
+
+    def _book_moves_away(self, venue: ChaosVenue) -> str:
+        symbol = self.rng.choice(list(MARKETS))
         away = MARKETS[symbol][0] * D("0.01")
         if venue.label == "A":
             venue.book_set(symbol, shift_asks=away)  # buys at the quoted ask expire unfilled
@@ -224,50 +225,38 @@ class FaultDriver(threading.Thread):
         self._later(self.rng.uniform(0.5, 2.0), lambda: venue.book_set(symbol))
         return "book moved away (IOC leg expires)"
 
-    def duplicate_events(self) -> str:
-        delay = round(self.rng.uniform(0, 0.5), 2)
-        self._venue().fake.inject_fault(
-            "duplicate", target="user_stream", endpoint="executionReport", times=self.rng.randint(1, 5), delay=delay
-        )
-        return "user data events duplicated"
-
-    def reorder_events(self) -> str:
-        delay = round(self.rng.uniform(0.2, 1.5), 2)
-        self._venue().fake.inject_fault(
-            "reorder", target="user_stream", endpoint="executionReport", times=self.rng.randint(1, 5), delay=delay
-        )
-        return "user data events reordered"
-
     def clock_jump(self) -> str | None:
-        venue = self._venue()
+        return self._at_venue(self._clock_jump)
+
+    def _clock_jump(self, venue: ChaosVenue) -> str | None:
         if venue.code in self._jumped:
             return None
-        low, high = self.settings.clock_jump_ms
+        low, high = venue.clock_jump_ms
         offset = self.rng.choice((-1, 1)) * self.rng.randint(low, high)
         self._jumped.add(venue.code)
         self.timeline.note(f"{venue.code} clock {offset:+d} ms")
-        venue.fake.clock_offset_ms = offset
+        venue.clock_set(offset)
 
         def restore() -> None:
             self.timeline.note(f"{venue.code} clock restored")
-            venue.fake.clock_offset_ms = 0
+            venue.clock_set(0)
             self._jumped.discard(venue.code)
 
         self._later(self.rng.uniform(*self.settings.clock_jump_s), restore)
-        return f"venue clock jump ({'+' if offset > 0 else '-'}7..12 s, restored later)"
+        return f"venue clock jump ({'+' if offset > 0 else '-'}{low // 1000}..{high // 1000} s, restored later)"
 
     def maintenance(self) -> str | None:
-        venue = self._venue()
+        return self._at_venue(self._maintenance_start)
+
+    def _maintenance_start(self, venue: ChaosVenue) -> str | None:
         if venue.code in self._maintenance:
             return None
         duration = round(self.rng.uniform(*self.settings.maintenance_s), 1)
         self._maintenance.add(venue.code)
         self.timeline.note(f"{venue.code} in maintenance for {duration} s")
-        for target in ("rest", "ws_api"):
-            venue.fake.inject_fault("http_5xx", target=target, status=503, duration=duration)
-        venue.fake.drop_ws_api_connections()
+        name = venue.maintenance(duration)
         self._later(duration, lambda: self._maintenance.discard(venue.code))
-        return "venue maintenance (503 on REST and the WebSocket API for 20-30 s)"
+        return name
 
     # --- processes (the supervisor restarts them) ---
 

@@ -1,14 +1,17 @@
 """The chaos run: the whole platform, on PostgreSQL and Redis servers of its own, against two fake
-Binance venues, with faults; and the invariants that must hold once the faults stop.
+venues (two Binance, or Binance and OKX: ``CHAOS_VENUES``), with faults; and the invariants that must
+hold once the faults stop.
 
 Servers: an embedded PostgreSQL and Redis in a temporary directory (``servers.py``), which the run kills
 and restarts; the test process uses them for the duration of the run. Platform: two Celery workers
 (prefork, two pool processes each), Celery beat (database scheduler, order sync every ``sync_s``) and
 the user data stream, started by the platform's own supervisor (``manage.py run --only ...``,
-``processes.py``), which restarts whatever dies; two ``FakeVenue`` servers (threads of the test
-process) with a funded account each, behind two ``binance`` venues with live accounts. Quotes are
-written to the cache from the venues' books, as the market stream would. Executions are created
-through ``trading.services.execution_create`` (buy on venue A, sell on venue B, BTCUSDT and ETHUSDT).
+``processes.py``), which restarts whatever dies. Venues (``venues.py``): two fake venue servers (threads
+of the test process) with a funded account each, behind two venues with live accounts: two ``binance``
+venues (``CHAOS_VENUES=binance``, the default), or a ``binance`` venue A and a ``ccxt`` venue B on the
+fake OKX (``CHAOS_VENUES=mixed``). Quotes are written to the cache from the venues' books, as the market
+stream would. Executions are created through ``trading.services.execution_create`` (buy on venue A,
+sell on venue B, BTCUSDT and ETHUSDT).
 
 The faults are ``faults.py``'s; the invariants and the report are ``checks.py``'s. The harness takes no
 operator's step: it never closes a breaker, resolves an incident or restarts a process.
@@ -30,16 +33,14 @@ from typing import Any
 from django.db import close_old_connections
 
 from arbitragex.errors import ApplicationError
-from arbitragex.money import ZERO
 from arbitragex.services import config_set
 from marketdata import cache as quote_cache
-from marketdata.models import Venue
 from risk.models import GLOBAL_SCOPE, RiskState
-from tests.fakevenue import FakeVenue, FakeVenueThread, ThreadSafeVenue
+from tests.chaos.venues import MARKETS, VENUE_MODES, ChaosVenue
 from trading import services
 from trading.balances import balances_sync
-from trading.enums import EXECUTION_TERMINAL_STATUSES, AccountMode, ExecutionStatus
-from trading.models import ExchangeAccount, Incident, Order, TradeExecution
+from trading.enums import EXECUTION_TERMINAL_STATUSES, ExecutionStatus
+from trading.models import Incident, Order, TradeExecution
 from trading.sync import instruments_sync
 from venues.types import Quote
 
@@ -47,13 +48,6 @@ D = Decimal
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 CLIENT_ID_PREFIX = "ax-"
 
-# symbol -> (best ask on the buy venue, best bid on the sell venue, quantities to trade)
-MARKETS: dict[str, tuple[Decimal, Decimal, tuple[str, ...]]] = {
-    "BTCUSDT": (D("60000.00"), D("60300.00"), ("0.001", "0.0015", "0.002")),
-    "ETHUSDT": (D("2600.00"), D("2615.00"), ("0.02", "0.03", "0.05")),
-}
-SPREAD = {"BTCUSDT": D("10.00"), "ETHUSDT": D("1.00")}
-FUNDS = {"USDT": D("5000000"), "BTC": D("50"), "ETH": D("500")}
 STALL_S = 45  # creation gives up when every attempt has been refused this long
 
 
@@ -64,6 +58,7 @@ STALL_S = 45  # creation gives up when every attempt has been refused this long
 class ChaosSettings:
     executions: int = 60
     seed: int = 13
+    venues: str = "binance"  # CHAOS_VENUES: "binance" (two fake Binance venues) or "mixed" (A Binance, B OKX)
     pace_s: float = 0.6  # between two creations
     sync_s: int = 15  # order sync period (beat)
     balance_sync_s: int = 20
@@ -78,7 +73,6 @@ class ChaosSettings:
     fault_point_p: float = 0.02
     thaw_after_s: tuple[float, float] = (5, 15)  # a frozen process resumes this long after the visibility timeout
     redis_down_s: tuple[float, float] = (2, 6)
-    clock_jump_ms: tuple[int, int] = (7000, 12000)
     clock_jump_s: tuple[float, float] = (10, 30)
     maintenance_s: tuple[float, float] = (20, 30)
     settle_cycles: int = 2
@@ -90,8 +84,12 @@ class ChaosSettings:
         # About 6 fault-point passes per execution (claims and sends, retries and unwinds included); aim at
         # max(3, count / 50) freezes in the run: each takes a pool process (of four) out for 35-45 s.
         default_p = round(min(0.05, max(3, count / 50) / (6 * count)), 4)
+        venues = os.environ.get("CHAOS_VENUES") or cls.venues
+        if venues not in VENUE_MODES:
+            raise ValueError(f"CHAOS_VENUES={venues!r}: one of {', '.join(VENUE_MODES)}")
         return cls(
             executions=count,
+            venues=venues,
             # A new seed each run covers more ground over time; the report prints it to replay one.
             seed=int(os.environ.get("CHAOS_SEED") or random.SystemRandom().randrange(1_000_000)),
             pace_s=float(os.environ.get("CHAOS_PACE_S", cls.pace_s)),
@@ -139,55 +137,6 @@ class Report:
         return "\n".join(out)
 
 
-# --- the venues -----------------------------------------------------------------------------------------------
-
-
-@dataclass
-class ChaosVenue:
-    label: str  # "A" buys, "B" sells
-    code: str
-    api_key: str
-    api_secret: str
-    runner: FakeVenueThread
-    fake: ThreadSafeVenue
-    venue: Venue | None = None
-    account: ExchangeAccount | None = None
-    initial: dict[str, Decimal] = field(default_factory=dict)
-
-    def top(self, symbol: str) -> tuple[Decimal, Decimal]:
-        """(bid, ask) of the nominal book."""
-        buy_ask, sell_bid, _ = MARKETS[symbol]
-        if self.label == "A":
-            return buy_ask - SPREAD[symbol], buy_ask
-        return sell_bid, sell_bid + SPREAD[symbol]
-
-    def book_set(self, symbol: str, *, shift_bids: Decimal = ZERO, shift_asks: Decimal = ZERO) -> None:
-        bid, ask = self.top(symbol)
-        tick = D("0.01")
-        bids = [(bid + shift_bids - tick * 50 * i, D("100")) for i in range(10)]
-        asks = [(ask + shift_asks + tick * 50 * i, D("100")) for i in range(10)]
-        self.fake.set_book(symbol, bids, asks)
-
-    def totals(self) -> dict[str, Decimal]:
-        return {asset: free + locked for asset, (free, locked) in self.fake.balances(self.api_key).items()}
-
-
-def venues_start(run_id: str) -> list[ChaosVenue]:
-    venues = []
-    for label in ("A", "B"):
-        # Liquidity is not consumed: the books stay as set, so every IOC at the quoted price fills
-        # unless a fault moves the book away.
-        runner = FakeVenueThread(lambda: FakeVenue(ping_interval=5.0, consume_liquidity=False))
-        fake = runner.start()
-        key, secret = f"chaos-{label.lower()}-{run_id}-key", f"chaos-{label.lower()}-{run_id}-secret"
-        fake.add_account(key, secret, dict(FUNDS))
-        venue = ChaosVenue(label, f"chaos-{label.lower()}-{run_id}", key, secret, runner, fake)
-        for symbol in MARKETS:
-            venue.book_set(symbol)
-        venues.append(venue)
-    return venues
-
-
 # --- the database ---------------------------------------------------------------------------------------------
 
 
@@ -199,18 +148,7 @@ def configure(values: dict[str, Any]) -> None:
 def platform_seed(venues: list[ChaosVenue], settings: ChaosSettings) -> None:
     """Venue and account rows, instruments from the venues' exchangeInfo, balances, risk and config."""
     for chaos_venue in venues:
-        urls = chaos_venue.fake
-        chaos_venue.venue = Venue.objects.create(
-            code=chaos_venue.code, name=f"Chaos {chaos_venue.label}", kind=Venue.Kind.BINANCE,
-            rest_url=urls.rest_url, stream_url=urls.stream_url, ws_api_url=urls.ws_api_url,
-            default_taker_fee=D("0.001"), default_maker_fee=D("0.001"),
-        )  # fmt: skip
-        account = ExchangeAccount(
-            name=f"{chaos_venue.code}-live", venue=chaos_venue.venue, mode=AccountMode.LIVE, api_key=chaos_venue.api_key
-        )
-        account.set_api_secret(chaos_venue.api_secret)
-        account.save()
-        chaos_venue.account = account
+        chaos_venue.rows_create()
         chaos_venue.initial = chaos_venue.totals()
     written = instruments_sync()  # the venues' filters and the accounts' commission rates
     assert written >= 2 * len(MARKETS), f"instrument sync wrote {written} rows"

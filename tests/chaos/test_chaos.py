@@ -32,12 +32,12 @@ from tests.chaos.harness import (
     Report,
     executions_create,
     platform_seed,
-    venues_start,
     wait_recovered,
     wait_terminal,
 )
 from tests.chaos.processes import SupervisedPlatform, platform_environment
 from tests.chaos.servers import ChaosServers, used_by_this_process
+from tests.chaos.venues import venues_start
 
 pytestmark = [pytest.mark.slow, pytest.mark.chaos]
 
@@ -51,7 +51,9 @@ def test_under_chaos_nothing_is_lost_or_duplicated_and_everything_recovers(djang
     report.say(f"logs: {tmp_path} (platform.log and one file per process, faults.log: every fault with its time)")
     servers = ChaosServers.start()
     report.say(f"servers: PostgreSQL and Redis of its own in {servers.data}")
-    venues = venues_start(uuid.uuid4().hex[:6])
+    venues = venues_start(uuid.uuid4().hex[:6], chaos.venues)
+    report.say(f"venues ({chaos.venues}): " + ", ".join(f"{v.label} {v.family} {v.code}" for v in venues)
+               + " (A buys, B sells)")  # fmt: skip
     quotes = QuoteRefresher(venues)
     platform: SupervisedPlatform | None = None
     faults: FaultDriver | None = None
@@ -126,7 +128,7 @@ def test_under_chaos_nothing_is_lost_or_duplicated_and_everything_recovers(djang
             platform.stop()
             platform.split_logs()
         for venue in venues:
-            venue.runner.stop()
+            venue.stop()
         servers.stop()
         (tmp_path / "report.txt").write_text(report.render())
         with capsys.disabled():

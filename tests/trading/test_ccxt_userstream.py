@@ -5,18 +5,22 @@ handed to a ``UserDataHandler`` as the platform's reports."""
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 from typing import Any
 
+import ccxt
 import pytest
 from asgiref.sync import sync_to_async
+from django.core.management import call_command
 from django.db import connections
 
-from tests.fakeokx import FakeOkx
-from tests.fakevenue import FakeVenue
+from tests.fakeokx import FakeOkx, FakeOkxThread, ccxt_config, seed_default_market
+from tests.fakevenue import FakeVenue, FakeVenueThread
 from tests.fakevenue import fixtures as fakevenue_fixtures
-from tests.trading.binance_support import limiter_keys_drop
+from tests.trading.binance_support import binance_account_create, binance_venue_create, limiter_keys_drop
 from tests.trading.ccxt_support import ccxt_account_create, ccxt_binance_venue_create, okx_venue_create
 from tests.trading.gateway_contract import levels, limit, market
 from tests.trading.test_userstream import Recorder, eventually
@@ -178,3 +182,42 @@ async def test_the_same_stream_follows_binance_through_ccxt(running, transaction
         D("0.00001"),
         "BTC",
     )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_command_streams_a_ccxt_account_beside_a_binance_one(capsys):
+    """``manage.py stream_userdata`` (what ``run --only userstream`` starts) streams every live account of
+    a family with a user stream: an OKX account over ccxt.pro beside a Binance one, in one process; an
+    order placed on OKX meanwhile reaches it."""
+    with FakeOkxThread(setup=seed_default_market) as okx, FakeVenueThread() as binance:
+        okx.add_account(KEY, SECRET, PASSPHRASE, {"USDT": "100000"})
+        binance.add_account("cmd-bn-key", "cmd-bn-secret", {"USDT": "10"})
+        okx_venue = okx_venue_create(okx)
+        ccxt_account_create(okx_venue, KEY, SECRET, PASSPHRASE, name="okx-cmd")
+        binance_venue = binance_venue_create(binance)
+        binance_account_create(binance_venue, "cmd-bn-key", "cmd-bn-secret", name="bn-cmd")
+        placed: list[str] = []
+
+        def place_once_subscribed() -> None:  # the command runs in the main thread (its signal handlers)
+            deadline = time.monotonic() + 6
+            while not okx.ws_subscriptions("orders") and time.monotonic() < deadline:
+                time.sleep(0.1)
+            placed.extend(sub["apiKey"] for sub in okx.ws_subscriptions("orders"))
+            client = ccxt.okx(ccxt_config(okx, KEY, SECRET, PASSPHRASE))
+            client.create_order("BTC/USDT", "market", "buy", 0.001, None, {"tgtCcy": "base_ccy"})
+
+        placer = threading.Thread(target=place_once_subscribed)
+        try:
+            placer.start()
+            call_command("stream_userdata", "--accounts", "okx-cmd,bn-cmd", "--duration", "8")
+            placer.join(10)
+        finally:
+            connections.close_all()
+            limiter_keys_drop(okx_venue.code)
+            limiter_keys_drop(binance_venue.code)
+
+    out = capsys.readouterr().out
+    assert f"user data  {okx_venue.code}" in out and f"user data  {binance_venue.code}" in out
+    assert f"{okx_venue.code}/okx-cmd: subscriptions 1, order_reports" in out
+    assert f"{binance_venue.code}/bn-cmd: subscriptions 1" in out
+    assert placed == [KEY]  # the stream logged in with the account's key and subscribed its orders
