@@ -79,12 +79,12 @@ class ChaosSettings:
     patience_s: float = 300  # how long to keep waiting after a missed deadline, to tell slow from stuck
 
     @classmethod
-    def from_env(cls, *, executions: int) -> ChaosSettings:
+    def from_env(cls, *, executions: int, venues: str | None = None) -> ChaosSettings:
         count = int(os.environ.get("CHAOS_EXECUTIONS", executions))
         # About 6 fault-point passes per execution (claims and sends, retries and unwinds included); aim at
         # max(3, count / 50) freezes in the run: each takes a pool process (of four) out for 35-45 s.
         default_p = round(min(0.05, max(3, count / 50) / (6 * count)), 4)
-        venues = os.environ.get("CHAOS_VENUES") or cls.venues
+        venues = os.environ.get("CHAOS_VENUES") or venues or cls.venues
         if venues not in VENUE_MODES:
             raise ValueError(f"CHAOS_VENUES={venues!r}: one of {', '.join(VENUE_MODES)}")
         return cls(

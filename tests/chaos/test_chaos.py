@@ -1,12 +1,14 @@
 """The chaos run (see ``harness.py``): the whole platform under faults, on servers of its own, loses and
 duplicates nothing and recovers by itself.
 
-``make chaos`` runs it with 500 executions (``CHAOS_EXECUTIONS``); the suite runs a short form of 60.
-It prints its report (figures and every invariant, PASS or FAIL) in both cases.
+``make chaos`` runs it with 500 executions (``CHAOS_EXECUTIONS``) in one venue mode (``CHAOS_VENUES``);
+the suite runs a short form of 60 in each mode (two fake Binance venues; one Binance and one OKX), or in
+the one ``CHAOS_VENUES`` names. It prints its report (figures and every invariant, PASS or FAIL).
 """
 
 from __future__ import annotations
 
+import os
 import random
 import time
 import uuid
@@ -37,15 +39,19 @@ from tests.chaos.harness import (
 )
 from tests.chaos.processes import SupervisedPlatform, platform_environment
 from tests.chaos.servers import ChaosServers, used_by_this_process
-from tests.chaos.venues import venues_start
+from tests.chaos.venues import VENUE_MODES, venues_start
 
 pytestmark = [pytest.mark.slow, pytest.mark.chaos]
 
 CI_EXECUTIONS = 60
+MODES = [os.environ["CHAOS_VENUES"]] if os.environ.get("CHAOS_VENUES") else list(VENUE_MODES)
 
 
-def test_under_chaos_nothing_is_lost_or_duplicated_and_everything_recovers(django_db_blocker, tmp_path, capsys):
-    chaos = ChaosSettings.from_env(executions=CI_EXECUTIONS)
+@pytest.mark.parametrize("venue_mode", MODES)
+def test_under_chaos_nothing_is_lost_or_duplicated_and_everything_recovers(
+    django_db_blocker, tmp_path, capsys, venue_mode
+):
+    chaos = ChaosSettings.from_env(executions=CI_EXECUTIONS, venues=venue_mode)
     report = Report(chaos)
     report.say(f"settings: {chaos}")
     report.say(f"logs: {tmp_path} (platform.log and one file per process, faults.log: every fault with its time)")
