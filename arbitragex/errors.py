@@ -40,6 +40,7 @@ class ErrorCode(IntEnum):
     EXPECTED_PROFIT_TOO_LOW = 2012
     PAIR_PAUSED = 2013
     NOT_WORTH_THE_RISK = 2014
+    PRICE_OUTSIDE_BAND = 2015
 
     # 3xxx: venues
     VENUE_ERROR = 3000
@@ -97,6 +98,7 @@ DEFAULT_MESSAGES: dict[ErrorCode, str] = {
     ErrorCode.EXPECTED_PROFIT_TOO_LOW: "Expected profit below the minimum",
     ErrorCode.PAIR_PAUSED: "Venue pair paused",
     ErrorCode.NOT_WORTH_THE_RISK: "Expected gain below the expected repair cost",
+    ErrorCode.PRICE_OUTSIDE_BAND: "Price outside the venue's price band",
     ErrorCode.VENUE_ERROR: "Venue error",
     ErrorCode.VENUE_UNAVAILABLE: "Venue unavailable",
     ErrorCode.VENUE_STATUS_UNKNOWN: "Order status unknown at the venue",
@@ -151,6 +153,7 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.EXPECTED_PROFIT_TOO_LOW: 422,
     ErrorCode.PAIR_PAUSED: 422,
     ErrorCode.NOT_WORTH_THE_RISK: 422,
+    ErrorCode.PRICE_OUTSIDE_BAND: 422,
 }
 
 

@@ -80,6 +80,13 @@ class Instrument(models.Model):
     min_qty = MoneyField(default=0)
     max_qty = MoneyField(default=0, help_text="0 = no limit")
     min_notional = MoneyField(default=0)
+    # PERCENT_PRICE_BY_SIDE (null where the venue has no such band): a buy's limit within
+    # [reference x bid_down, reference x bid_up], a sell's within the ask multipliers.
+    band_bid_up = MoneyField(null=True, blank=True, help_text="PERCENT_PRICE_BY_SIDE bidMultiplierUp")
+    band_bid_down = MoneyField(null=True, blank=True, help_text="PERCENT_PRICE_BY_SIDE bidMultiplierDown")
+    band_ask_up = MoneyField(null=True, blank=True, help_text="PERCENT_PRICE_BY_SIDE askMultiplierUp")
+    band_ask_down = MoneyField(null=True, blank=True, help_text="PERCENT_PRICE_BY_SIDE askMultiplierDown")
+    band_avg_price_mins = models.PositiveIntegerField(null=True, blank=True, help_text="avgPriceMins")
     taker_fee = MoneyField()
     maker_fee = MoneyField()
     updated_at = models.DateTimeField(auto_now=True)

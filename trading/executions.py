@@ -32,6 +32,7 @@ from risk.checks import (
     PreTradeContext,
     check_breaker_closed,
     check_pair_open,
+    check_price_band,
     check_trading_enabled,
     required_quote,
     run_pre_trade_checks,
@@ -326,6 +327,28 @@ def _check_expected_profit(plan: _Plan, minimum: Decimal) -> None:
         )
 
 
+def _check_price_bands(plan: _Plan, sending: _Sending, quotes: dict[str, CachedQuote]) -> None:
+    """Each leg's limit within its venue's PERCENT_PRICE_BY_SIDE band, around the venue's cached mid (a leg
+    whose venue has no band, or no quote yet, is judged by the pre-trade checks alone)."""
+    legs = (
+        (plan.buy, OrderSide.BUY, sending.buy_limit),
+        (plan.sell, OrderSide.SELL, sending.sell_limit),
+    )
+    for leg, side, limit in legs:
+        rules, cached = leg.instrument, quotes.get(leg.venue.code)
+        if cached is None:
+            continue
+        if side == OrderSide.BUY:
+            up, down = rules.band_bid_up, rules.band_bid_down
+        else:
+            up, down = rules.band_ask_up, rules.band_ask_down
+        if up is None or down is None:
+            continue
+        with localcontext(MONEY_CONTEXT):
+            mid = (cached.quote.bid + cached.quote.ask) / 2
+        check_price_band(venue=leg.venue.code, side=str(side), price=limit, reference=mid, up=up, down=down)
+
+
 FIRING_PRIOR_WEIGHT = 4
 """Cost-aware firing starts from its priors as if this many orders (or legged executions) had been seen."""
 
@@ -459,6 +482,7 @@ def _execution_create(plan: _Plan) -> TradeExecution:
         )
     _check_expected_profit(plan, values["min_expected_profit"])
     sending = _sending(plan, values)
+    _check_price_bands(plan, sending, quotes)
     if values["cost_aware_firing"]:
         _check_worth_the_risk(plan, sending, values)
     reads = _Reads(values=values, figures=figures, quotes=quotes, now=now, sending=sending)

@@ -297,6 +297,12 @@ def _instruments_write(venue_id: int, taker_default: object, maker_default: obje
         instrument.min_qty = to_storage(rule.min_qty)
         instrument.max_qty = to_storage(rule.max_qty)
         instrument.min_notional = to_storage(rule.min_notional)
+        band = rule.price_band
+        instrument.band_bid_up = to_storage(band.bid_up) if band else None
+        instrument.band_bid_down = to_storage(band.bid_down) if band else None
+        instrument.band_ask_up = to_storage(band.ask_up) if band else None
+        instrument.band_ask_down = to_storage(band.ask_down) if band else None
+        instrument.band_avg_price_mins = band.avg_price_mins if band else None
         if rule.taker_fee is not None:
             instrument.taker_fee = to_storage(rule.taker_fee)
         elif instrument.pk is None:

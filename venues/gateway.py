@@ -19,7 +19,7 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from arbitragex.errors import ApplicationError, ErrorCode
-from venues.types import OrderSide, OrderStatus, OrderType, TimeInForce
+from venues.types import OrderSide, OrderStatus, OrderType, PriceBand, TimeInForce
 
 
 class VenueSettings(Protocol):
@@ -161,6 +161,7 @@ class SymbolRules:
     min_notional: Decimal
     taker_fee: Decimal | None = None
     maker_fee: Decimal | None = None
+    price_band: PriceBand | None = None
 
 
 class Gateway(abc.ABC):

@@ -115,6 +115,19 @@ MarketEvent = Quote | DepthUpdate | DepthSnapshot | TradeTick | KlineTick
 
 
 @dataclass(frozen=True, slots=True)
+class PriceBand:
+    """Binance's PERCENT_PRICE_BY_SIDE: a BUY's limit must lie within ``[avg × bid_down, avg × bid_up]``
+    and a SELL's within ``[avg × ask_down, avg × ask_up]``, ``avg`` being the symbol's weighted average
+    price over the last ``avg_price_mins`` minutes (PERCENT_PRICE: one pair of multipliers for both)."""
+
+    bid_up: Decimal
+    bid_down: Decimal
+    ask_up: Decimal
+    ask_down: Decimal
+    avg_price_mins: int
+
+
+@dataclass(frozen=True, slots=True)
 class InstrumentSpec:
     """A symbol's filters and fees on one venue. A zero ``max_qty`` means no limit."""
 
@@ -129,6 +142,7 @@ class InstrumentSpec:
     min_notional: Decimal
     taker_fee: Decimal
     maker_fee: Decimal
+    price_band: PriceBand | None = None
 
 
 # --- orders ----------------------------------------------------------------------------------------------

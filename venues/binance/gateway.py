@@ -452,6 +452,7 @@ class BinanceGateway(Gateway):
                     min_notional=spec.min_notional,
                     taker_fee=spec.taker_fee,
                     maker_fee=spec.maker_fee,
+                    price_band=spec.price_band,
                 )
             )
         return rules

@@ -34,7 +34,17 @@ from venues.feed import (
     MalformedFrame,
     UnsupportedEvent,
 )
-from venues.types import BookLevel, DepthSnapshot, DepthUpdate, InstrumentSpec, KlineTick, MarketEvent, Quote, TradeTick
+from venues.types import (
+    BookLevel,
+    DepthSnapshot,
+    DepthUpdate,
+    InstrumentSpec,
+    KlineTick,
+    MarketEvent,
+    PriceBand,
+    Quote,
+    TradeTick,
+)
 
 __all__ = [
     "BOOK_TICKER",
@@ -248,11 +258,31 @@ def parse_instrument_spec(
             min_notional=_non_negative(notional["minNotional"], "minNotional"),
             taker_fee=taker_fee,
             maker_fee=maker_fee,
+            price_band=_price_band(filters),
         )
     except MalformedFrame:
         raise
     except _PAYLOAD_ERRORS as exc:
         raise MalformedFrame(_reason(exc)) from None
+
+
+def _price_band(filters: Mapping[str, Any]) -> PriceBand | None:
+    """PERCENT_PRICE_BY_SIDE (a pair of multipliers per side), else the older PERCENT_PRICE (one pair)."""
+    by_side = filters.get("PERCENT_PRICE_BY_SIDE")
+    if by_side is not None:
+        return PriceBand(
+            bid_up=_non_negative(by_side["bidMultiplierUp"], "bidMultiplierUp"),
+            bid_down=_non_negative(by_side["bidMultiplierDown"], "bidMultiplierDown"),
+            ask_up=_non_negative(by_side["askMultiplierUp"], "askMultiplierUp"),
+            ask_down=_non_negative(by_side["askMultiplierDown"], "askMultiplierDown"),
+            avg_price_mins=int(by_side["avgPriceMins"]),
+        )
+    both = filters.get("PERCENT_PRICE")
+    if both is not None:
+        up = _non_negative(both["multiplierUp"], "multiplierUp")
+        down = _non_negative(both["multiplierDown"], "multiplierDown")
+        return PriceBand(up, down, up, down, int(both["avgPriceMins"]))
+    return None
 
 
 # --- event parsers (data is a dict; any KeyError/TypeError/ValueError becomes MalformedFrame) ---
