@@ -33,6 +33,8 @@ VENUE_SILENT_AFTER = timedelta(seconds=15)
 class VenueHealth:
     code: str
     name: str
+    kind: str
+    """The venue's family, with its ccxt exchange for a ccxt venue: "binance", "ccxt · okx", "simulated"."""
     enabled: bool
     last_event_at: datetime | None
     reconnect_count: int
@@ -98,6 +100,7 @@ def operations_overview(*, now: datetime | None = None) -> OperationsOverview:
         VenueHealth(
             code=venue.code,
             name=venue.name,
+            kind=f"{venue.kind} · {venue.ccxt_exchange}" if venue.ccxt_exchange else str(venue.kind),
             enabled=venue.enabled,
             last_event_at=venue.last_event_at,
             reconnect_count=venue.reconnect_count,
@@ -107,7 +110,15 @@ def operations_overview(*, now: datetime | None = None) -> OperationsOverview:
             banned=venue.banned_until is not None and venue.banned_until > now,
         )
         for venue in Venue.objects.order_by("code").only(
-            "code", "name", "enabled", "last_event_at", "reconnect_count", "used_weight", "banned_until"
+            "code",
+            "name",
+            "kind",
+            "ccxt_exchange",
+            "enabled",
+            "last_event_at",
+            "reconnect_count",
+            "used_weight",
+            "banned_until",
         )
     ]
     desk_asset = instrument_figures({(None, "")}).get((None, ""))

@@ -13,6 +13,7 @@ from arbitragex.admin_display import FiguresAdminMixin
 from arbitragex.admin_utils import LargeTableAdmin
 from marketdata.admin_display import INSTRUMENT_FIGURES, KLINE_FIGURES, VENUE_FIGURES
 from marketdata.models import Instrument, Kline, Venue
+from venues.ccxt.exchange import exchange_known
 from venues.registry import family_get
 
 
@@ -47,7 +48,22 @@ class VenueForm(forms.ModelForm):
     class Meta:
         model = Venue
         fields = ["code", "name", "kind", "enabled", "rest_url", "stream_url", "ws_api_url", "tld", "testnet",
-                  "default_taker_fee", "default_maker_fee"]  # fmt: skip
+                  "ccxt_exchange", "ccxt_urls", "default_taker_fee", "default_maker_fee"]  # fmt: skip
+
+    def clean(self) -> dict[str, Any]:
+        """A ccxt venue names an exchange ccxt has; its URL overrides are an object, as ccxt's ``urls`` is."""
+        cleaned = super().clean() or {}
+        exchange = (cleaned.get("ccxt_exchange") or "").strip()
+        if cleaned.get("kind") == Venue.Kind.CCXT:
+            if not exchange:
+                self.add_error("ccxt_exchange", "A ccxt venue needs the ccxt exchange id (okx, binance, bybit...).")
+            elif not exchange_known(exchange):
+                self.add_error("ccxt_exchange", f"ccxt has no exchange {exchange!r} (ids are lower case: okx...).")
+        urls = cleaned.get("ccxt_urls")
+        if urls not in (None, "") and not isinstance(urls, dict):
+            self.add_error("ccxt_urls", 'The URL overrides are a JSON object, e.g. {"api": {"rest": "https://..."}}.')
+        cleaned["ccxt_exchange"] = exchange
+        return cleaned
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -72,6 +88,7 @@ class VenueAdmin(FiguresAdminMixin, admin.ModelAdmin):
     fieldsets = [
         (None, {"fields": ["code", "name", "kind", "enabled"]}),
         ("Connection", {"fields": ["rest_url", "stream_url", "ws_api_url", "tld", "testnet"]}),
+        ("ccxt (venues of kind ccxt)", {"fields": ["ccxt_exchange", "ccxt_urls"]}),
         ("Fees", {"fields": ["default_taker_fee", "default_maker_fee"]}),
         ("Health", {"fields": ["last_event_at", "reconnect_count", "used_weight", "banned_until"]}),
         ("Audit", {"fields": ["created_at", "updated_at"]}),

@@ -38,6 +38,7 @@ from trading.models import (
     TradeExecution,
 )
 from trading.tasks import reconcile as reconcile_task
+from venues.ccxt.exchange import requires_passphrase
 from venues.registry import family_get
 
 # Venue API keys and secrets are printable ASCII: whitespace or a control character would end up in an
@@ -51,11 +52,28 @@ def _credential(value: str, what: str) -> str:
     return value
 
 
+def _needs_passphrase(venue: Any) -> bool:
+    """A ccxt venue whose exchange signs with a passphrase (OKX)."""
+    if venue.kind != "ccxt" or not venue.ccxt_exchange:
+        return False
+    try:
+        return requires_passphrase(str(venue.ccxt_exchange))
+    except ValueError:
+        return False  # the venue's own form refuses an unknown exchange
+
+
 class ExchangeAccountForm(forms.ModelForm):
     api_secret = forms.CharField(
         required=False,
         widget=forms.PasswordInput(render_value=False),
         help_text="Write-only: stored encrypted, never shown again. Leave blank to keep the current secret.",
+    )
+    api_passphrase = forms.CharField(
+        required=False,
+        label="API passphrase",
+        widget=forms.PasswordInput(render_value=False),
+        help_text="OKX (and the venues that sign with one): the passphrase chosen with the key. Write-only: stored "
+        "encrypted, never shown again. Leave blank to keep the current passphrase.",
     )
 
     class Meta:
@@ -68,12 +86,22 @@ class ExchangeAccountForm(forms.ModelForm):
     def clean_api_secret(self) -> str:
         return _credential(self.cleaned_data.get("api_secret") or "", "API secret")
 
+    def clean_api_passphrase(self) -> str:
+        return _credential(self.cleaned_data.get("api_passphrase") or "", "API passphrase")
+
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
         mode = cleaned.get("mode")
         has_secret = bool(cleaned.get("api_secret")) or bool(self.instance.api_secret_encrypted)
         if mode == "live" and (not cleaned.get("api_key") or not has_secret):
             raise forms.ValidationError("A live account needs an API key and an API secret.")
+        venue = cleaned.get("venue")
+        has_passphrase = bool(cleaned.get("api_passphrase")) or bool(self.instance.api_passphrase_encrypted)
+        if mode == "live" and venue is not None and _needs_passphrase(venue) and not has_passphrase:
+            self.add_error(
+                "api_passphrase",
+                f"A live account on {venue.code} ({venue.ccxt_exchange}) needs the API passphrase chosen with its key.",
+            )
         return cleaned
 
     def save(self, commit: bool = True) -> ExchangeAccount:
@@ -81,6 +109,9 @@ class ExchangeAccountForm(forms.ModelForm):
         secret = self.cleaned_data.get("api_secret")
         if secret:
             account.set_api_secret(secret)
+        passphrase = self.cleaned_data.get("api_passphrase")
+        if passphrase:
+            account.set_api_passphrase(passphrase)
         if commit:
             account.save()
         return account
@@ -96,16 +127,20 @@ class BalanceInline(FiguresAdminMixin, ReadOnlyInline, admin.TabularInline):
 @admin.register(ExchangeAccount)
 class ExchangeAccountAdmin(admin.ModelAdmin):
     form = ExchangeAccountForm
-    list_display = ["name", "venue", "mode", "enabled", "api_key", "secret", "updated_at"]
+    list_display = ["name", "venue", "mode", "enabled", "api_key", "secret", "passphrase", "updated_at"]
     list_filter = ["mode", "enabled", "venue"]
     search_fields = ["name", "api_key"]
-    readonly_fields = ["secret", "created_at", "updated_at"]
+    readonly_fields = ["secret", "passphrase", "created_at", "updated_at"]
     inlines = [BalanceInline]
     actions = ["test_connectivity"]
 
     @admin.display(description="API secret")
     def secret(self, obj: ExchangeAccount) -> str:
         return obj.api_secret_masked or "—"
+
+    @admin.display(description="API passphrase")
+    def passphrase(self, obj: ExchangeAccount) -> str:
+        return obj.api_passphrase_masked or "—"
 
     @admin.action(description="Test connectivity (the venue, then the account's keys)")
     def test_connectivity(self, request: HttpRequest, queryset: QuerySet[ExchangeAccount]) -> None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -41,7 +42,9 @@ __all__ = [
     "REQUEST_TIMEOUT_S",
     "CcxtConnection",
     "Deadline",
+    "exchange_known",
     "request_deadline",
+    "requires_passphrase",
 ]
 
 REQUEST_TIMEOUT_S = 10.0
@@ -135,6 +138,21 @@ def exchange_class(exchange_id: str, *, pro: bool) -> type:
         cls = type(f"Platform{'Pro' if pro else ''}{base.__name__}", (_PlatformExchange, base), {})
         _CLASSES[key] = cls
     return cls
+
+
+def exchange_known(exchange_id: str) -> bool:
+    """Whether ccxt has an exchange of this id (its ``ccxt.exchanges`` list)."""
+    return exchange_id in ccxt.exchanges
+
+
+@functools.cache
+def requires_passphrase(exchange_id: str) -> bool:
+    """Whether the exchange signs with a passphrase besides the key and secret (ccxt's
+    ``requiredCredentials.password``: OKX, for one). Unknown ids: ``ValueError``."""
+    if exchange_id not in ccxt.exchanges:
+        raise ValueError(f"ccxt has no exchange {exchange_id!r}")
+    exchange = getattr(ccxt, exchange_id)()
+    return bool(exchange.describe().get("requiredCredentials", {}).get("password"))
 
 
 def _rehost(urls: Any, http_base: str, ws_base: str) -> Any:
