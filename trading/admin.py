@@ -13,6 +13,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from arbitragex.admin_confirm import Button, action_confirmation, is_confirmed, operation_confirmation
@@ -35,6 +36,7 @@ from trading.models import (
     Order,
     PaperFill,
     PaperOrder,
+    ReplayReport,
     TradeExecution,
 )
 from trading.tasks import reconcile as reconcile_task
@@ -545,3 +547,42 @@ def reconcile_run(model_admin: OrderAdmin, request: HttpRequest, *, mode: str) -
         request, f"Reconciliation queued (task {task_id}): its incidents appear here when a worker has run it."
     )
     return redirect("admin:trading_incident_changelist")
+
+
+@admin.register(ReplayReport)
+class ReplayReportAdmin(ReadOnlyAdmin):
+    """The reports ``manage.py replay`` kept: listed with their best figures, each opened as written."""
+
+    list_display = ["created_at", "source", "symbol", "seed", "grid_points", "best_point", "best_pnl", "report"]
+    list_filter = ["source", "symbol"]
+    fields = ("created_at", "source", "symbol", "seed", "grid_points", "parameters", "best", "pnl", "report")
+    readonly_fields = fields
+
+    def has_delete_permission(self, request: Any, obj: Any = None) -> bool:
+        return bool(request.user.is_superuser)  # an old report may go; a report is never edited
+
+    @admin.display(description="best grid point")
+    def best_point(self, obj: ReplayReport) -> str:
+        overrides = (obj.best or {}).get("overrides") or {}
+        return ", ".join(f"{k}={v}" for k, v in overrides.items()) or "—"
+
+    @admin.display(description="PnL of the best point", ordering="pnl")
+    def best_pnl(self, obj: ReplayReport) -> str:
+        return fmt(obj.pnl) or "0"
+
+    @admin.display(description="report")
+    def report(self, obj: ReplayReport) -> SafeString:
+        url = reverse("admin:trading_replayreport_html", args=[obj.pk])
+        return format_html('<a href="{}" target="_blank">open the report</a>', url)
+
+    def get_urls(self) -> list[URLPattern]:
+        view = self.admin_site.admin_view(self.html_view)
+        return [path("<int:pk>/html/", view, name="trading_replayreport_html"), *super().get_urls()]
+
+    def html_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        report = ReplayReport.objects.filter(pk=pk).first()
+        if report is None:
+            return HttpResponse("No such report.", status=404, content_type="text/plain")
+        return HttpResponse(report.html, content_type="text/html; charset=utf-8")

@@ -448,3 +448,24 @@ class ExecutionDayRollup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} {self.symbol}"
+
+
+class ReplayReport(models.Model):
+    """A ``manage.py replay`` run: its parameters, the best grid point's figures and the self-contained HTML
+    report, kept for the admin to list and show."""
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    source = models.CharField(max_length=64, help_text="captures, or a simulator profile (demo, realistic)")
+    symbol = models.CharField(max_length=32)
+    seed = models.IntegerField()
+    parameters = models.JSONField(default=dict)
+    grid_points = models.PositiveIntegerField(default=1)
+    best = models.JSONField(default=dict, help_text="The best grid point: its overrides and figures.")
+    pnl = MoneyField(default=0, help_text="PnL of the best grid point, in the quote asset.")
+    html = models.TextField()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"replay {self.pk} of {self.source} {self.symbol} (seed {self.seed})"
