@@ -33,7 +33,7 @@ from tests.factories import (
     TradeExecutionFactory,
 )
 from trading.enums import ExecutionStatus, IncidentKind, OrderLeg, OrderStatus
-from trading.models import ExecutionDayRollup, Incident, PaperOrder
+from trading.models import ExecutionDayRollup, Incident, PaperOrder, ReplayReport
 
 D = Decimal
 
@@ -99,6 +99,8 @@ def rows(admin_user, execution):
         venue_value="99.5", drift=D("0.5"),
     )  # fmt: skip
     ExecutionDayRollup.objects.create(day=date(2025, 3, 1), symbol="BTCUSDT", total=1, computed_at=timezone.now())
+    ReplayReport.objects.create(source="demo", symbol="BTCUSDT", seed=1, best={"overrides": {"latency_ms": 5}},
+                                html="<p>report</p>")  # fmt: skip
     channel = notification_services.channel_create(name="desk", url="json://127.0.0.1:9/hook")
     rule = Rule.objects.create(name="everything", kinds=[], min_severity=Severity.INFO)
     rule.channels.add(channel)
