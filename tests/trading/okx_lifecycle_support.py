@@ -145,6 +145,11 @@ class BinanceLeg:
     def placements(self, client_order_id: str) -> list[Any]:
         return self.fake_binance.placements(client_order_id)
 
+    def accepted(self, client_order_id: str) -> list[Any]:
+        """Placement requests the venue answered as placed (200); any other was refused without an order (a
+        send past its claim's recvWindow, as when a fresh worker's first connection is slow)."""
+        return [r for r in self.placements(client_order_id) if r.status == 200]
+
     def lookups(self, client_order_id: str) -> list[Any]:
         return self.fake_binance.requests("order", origClientOrderId=client_order_id)
 
@@ -221,6 +226,11 @@ class OkxLeg:
         sent = self.requests("trade/batch-orders", "POST") + self.requests("trade/order", "POST")
         wanted = _CODEC.to_venue(client_order_id)
         return [r for r in sent if wanted in _cl_ord_ids(r.params.get("body", ""))]
+
+    def accepted(self, client_order_id: str) -> list[Any]:
+        """Placements that made an order: OKX answers HTTP 200 with a per-order sCode either way, and the venue
+        keeps one order per clOrdId, so its orders of the id are the accepted placements."""
+        return list(self.remotes(client_order_id))
 
     def lookups(self, client_order_id: str) -> list[Any]:
         wanted = _CODEC.to_venue(client_order_id)
