@@ -288,10 +288,10 @@ async def test_the_connection_is_rotated_before_the_24h_cut(start, fake_venue, t
     consumer = await start(rotate_after_s=0.6)
     ticking()
 
-    await asyncio.sleep(2.0)
+    # Two rotations take 1.2 s and more; a loaded machine (CI runs two test processes) may take longer.
+    await eventually(lambda: consumer.feed.stats["rotations"] >= 2, what="two rotations")
 
     stats = consumer.feed.stats
-    assert stats["rotations"] >= 2
     assert stats["reconnects"] == 0
     assert consumer.quotes_since(time.monotonic() - 0.5) > 0
 
